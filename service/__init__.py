@@ -1,0 +1,1 @@
+"""Monitoring ML API: a scikit-learn housing model served over HTTP with OpenTelemetry."""

@@ -1,0 +1,15 @@
+"""Fixtures shared by every suite: one model trained from the bundled data per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.dataset import load_housing
+from service.training import TrainResult, train
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """The default recipe on the bundled data (about 1.5 s). Treat its files as read-only:
+    tests that damage an artifact copy it first."""
+    return train(load_housing(), tmp_path_factory.mktemp("model"))

@@ -1,0 +1,210 @@
+"""Loading an artifact: verified by the card, refused in one line when anything is off."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from service.dataset import load_housing
+from service.model_card import ModelCard
+from service.model_store import (
+    LoadedModel,
+    ModelLoadError,
+    default_model_dir,
+    ensure_default_model,
+    load_model,
+)
+from service.training import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _double(x):
+    """A function from outside any trusted module, as an attacker's payload would be."""
+    return x * 2
+
+
+@pytest.fixture
+def model_copy(trained_model, tmp_path) -> Path:
+    """A private copy of the session's artifact and card; returns the artifact path."""
+    shutil.copy(trained_model.card_path, tmp_path)
+    return Path(shutil.copy(trained_model.artifact_path, tmp_path))
+
+
+def refusal(artifact: Path, card: Path | None = None) -> str:
+    with pytest.raises(ModelLoadError) as error:
+        load_model(artifact, card)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def write_with_card(estimator: object, card: ModelCard, directory: Path) -> Path:
+    """Dump an estimator and give it a card with the matching sha256 (a consistent pair)."""
+    artifact = directory / "model.skops"
+    skops.io.dump(estimator, artifact)
+    sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    replace(card, artifact_sha256=sha).save(directory / "model.card.json")
+    return artifact
+
+
+def test_loads_and_predicts_float64(trained_model):
+    model = load_model(trained_model.artifact_path)
+    assert isinstance(model, LoadedModel)
+    assert model.card == trained_model.card
+    x = np.array([[f.mean for f in model.card.features]] * 3, dtype=np.float64)
+    predictions = model.predict(x)
+    assert predictions.dtype == np.float64 and predictions.shape == (3,)
+    target = model.card.target
+    assert (target.min <= predictions).all() and (predictions <= target.max).all()
+
+
+def test_explicit_card_path(trained_model, tmp_path):
+    card = tmp_path / "elsewhere.json"
+    shutil.copy(trained_model.card_path, card)
+    assert load_model(trained_model.artifact_path, card).card == trained_model.card
+
+
+def test_missing_artifact(model_copy):
+    model_copy.unlink()
+    assert "cannot read artifact" in refusal(model_copy)
+
+
+def test_missing_card(model_copy):
+    model_copy.with_name("model.card.json").unlink()
+    assert "cannot read model card" in refusal(model_copy)
+
+
+def test_tampered_artifact(model_copy):
+    data = bytearray(model_copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model_copy.write_bytes(bytes(data))
+    assert "was modified, truncated or replaced" in refusal(model_copy)
+
+
+def test_truncated_artifact(model_copy):
+    model_copy.write_bytes(model_copy.read_bytes()[:1000])
+    assert "was modified, truncated or replaced" in refusal(model_copy)
+
+
+def test_truncated_artifact_with_a_matching_card(trained_model, tmp_path):
+    artifact = tmp_path / "model.skops"
+    artifact.write_bytes(trained_model.artifact_path.read_bytes()[:1000])
+    sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    replace(trained_model.card, artifact_sha256=sha).save(tmp_path / "model.card.json")
+    assert "is not a readable skops file" in refusal(artifact)
+
+
+def test_card_of_another_schema(trained_model, tmp_path):
+    """A consistent artifact/card pair for 3 features, paired with the 13-feature card."""
+    other = train(load_housing()[["LSTAT", "RM", "NOX", "MEDV"]], tmp_path / "other")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    card = replace(trained_model.card, artifact_sha256=other.card.artifact_sha256)
+    card.save(mixed / "model.card.json")
+    assert "expects 3 features, its card lists 13" in refusal(
+        other.artifact_path, mixed / "model.card.json"
+    )
+
+
+def test_card_with_feature_names_other_than_the_fit(trained_model, tmp_path):
+    data = load_housing()
+    estimator = LinearRegression().fit(data.iloc[:, :13], data["MEDV"])  # keeps feature names
+    card = replace(
+        trained_model.card,
+        model_type="sklearn.linear_model._base.LinearRegression",
+        features=tuple(reversed(trained_model.card.features)),
+    )
+    assert "was fitted on features CRIM," in refusal(write_with_card(estimator, card, tmp_path))
+
+
+def test_card_naming_another_model_type(trained_model, tmp_path):
+    data = load_housing()
+    estimator = LinearRegression().fit(data.iloc[:, :13].to_numpy(), data["MEDV"].to_numpy())
+    artifact = write_with_card(estimator, trained_model.card, tmp_path)
+    assert "holds a sklearn.linear_model._base.LinearRegression, its card says" in refusal(artifact)
+
+
+def test_unfitted_estimator(trained_model, tmp_path):
+    card = replace(trained_model.card, model_type="sklearn.linear_model._base.LinearRegression")
+    artifact = write_with_card(LinearRegression(), card, tmp_path)
+    assert "holds an unfitted sklearn.linear_model._base.LinearRegression" in refusal(artifact)
+
+
+def test_untrusted_type_is_refused_before_anything_runs(trained_model, tmp_path):
+    data = load_housing()
+    pipeline = make_pipeline(FunctionTransformer(_double), LinearRegression())
+    pipeline.fit(data.iloc[:, :13].to_numpy(), data["MEDV"].to_numpy())
+    card = replace(trained_model.card, model_type="sklearn.pipeline.Pipeline")
+    message = refusal(write_with_card(pipeline, card, tmp_path))
+    assert "contains types this service does not trust" in message
+    assert "test_model_store._double" in message
+
+
+def test_tree_with_out_of_range_child_is_refused(trained_model, tmp_path):
+    """skops distrusts sklearn's Tree because predict() follows its indices unchecked."""
+    estimator = load_model(trained_model.artifact_path).estimator
+    state = estimator.estimators_[5, 0].tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10_000
+    state["nodes"] = nodes
+    estimator.estimators_[5, 0].tree_.__setstate__(state)
+    artifact = write_with_card(estimator, trained_model.card, tmp_path)
+    assert "tree 5 has a child index out of range" in refusal(artifact)
+
+
+def test_default_model_is_trained_once_then_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLAPI_CACHE_DIR", str(tmp_path))
+    model_dir = default_model_dir()
+    assert model_dir.parent == tmp_path / "models"
+    first = ensure_default_model()
+    assert (model_dir / "model.skops").is_file() and (model_dir / "holdout.csv").is_file()
+    stamp = (model_dir / "model.skops").stat().st_mtime_ns
+    assert ensure_default_model().card == first.card
+    assert (model_dir / "model.skops").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
+        [model_dir.name, model_dir.name + ".lock"]
+    )
+
+
+def test_two_processes_starting_at_once_share_one_default_model(tmp_path):
+    env = {**os.environ, "MLAPI_CACHE_DIR": str(tmp_path)}
+    code = "from service.model_store import ensure_default_model as e; print(e().card.trained_at)"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0]
+    assert outputs[0] == outputs[1]  # the second loaded what the first trained
+    assert len(list((tmp_path / "models").iterdir())) == 2  # the model dir and its lock file
+
+
+def test_damaged_default_model_names_the_directory_to_delete(monkeypatch, tmp_path, trained_model):
+    monkeypatch.setenv("MLAPI_CACHE_DIR", str(tmp_path))
+    model_dir = default_model_dir()
+    model_dir.mkdir(parents=True)
+    shutil.copy(trained_model.card_path, model_dir)
+    (model_dir / "model.skops").write_bytes(b"not a zip")
+    with pytest.raises(ModelLoadError, match=f"delete {model_dir} to rebuild"):
+        ensure_default_model()
+
+
+def test_unwritable_cache_is_a_load_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("MLAPI_CACHE_DIR", str(blocker))  # a file where a directory must go
+    with pytest.raises(ModelLoadError, match="cannot build the default model"):
+        ensure_default_model()
