@@ -1,0 +1,1 @@
+"""Replay CSV rows as open-loop HTTP traffic against a model API (`replay --help`)."""

@@ -1,0 +1,188 @@
+"""`replay` against the real service (gunicorn on loopback): the seed-shaped CSV at a held rate,
+batches, ground-truth feedback, ragged rows, invalid cells, the error budget, an unreachable
+target, and our traceparent arriving at (and being joined by) the server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from server import free_port
+
+pytestmark = pytest.mark.integration
+
+RUN_TIMEOUT_S = 120
+
+
+def run_replay(csv_path: Path, target: str, *args: str, report: Path | None = None):
+    """`python -m replay` as a user runs it; returns (exit code, stderr, report dict)."""
+    argv = [sys.executable, "-m", "replay", str(csv_path), "--target", target, *args]
+    if report is not None:
+        argv += ["--report", str(report)]
+    # Inherited OTEL_* settings must not send this test's spans anywhere.
+    env = {"PATH": "/usr/bin:/bin", "OTEL_TRACES_EXPORTER": "none"}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data = json.loads(report.read_text()) if report is not None and report.exists() else {}
+    return proc.returncode, proc.stderr, data
+
+
+@pytest.fixture(scope="module")
+def holdout_rows(trained_model) -> tuple[list[str], list[list[str]]]:
+    """The holdout CSV (features + MEDV) as header and rows of text cells."""
+    with Path(trained_model.holdout_path).open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert "MEDV" in rows[0]
+    return rows[0], rows[1:]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def seed_shaped_csv(holdout_rows, tmp_path_factory) -> Path:
+    """Like the seed's newHousing.csv: the 13 feature columns, a header, no target."""
+    header, rows = holdout_rows
+    target = header.index("MEDV")
+    keep = [i for i in range(len(header)) if i != target]
+    return write_csv(
+        tmp_path_factory.mktemp("replay") / "newHousing.csv",
+        [header[i] for i in keep],
+        [[row[i] for i in keep] for row in rows],
+    )
+
+
+def test_seed_shaped_csv_at_a_held_rate(server, seed_shaped_csv, tmp_path):
+    code, stderr, report = run_replay(
+        seed_shaped_csv, server.url, "--rate", "50", "--duration", "4", "--loop",
+        "--concurrency", "8", report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    # Within 2 % of rate * duration, asserted on counts.
+    assert 196 <= report["sent"] <= 204, report
+    assert report["succeeded"] == report["sent"]
+    assert report["status_counts"] == {"200": report["sent"]}
+    assert report["skipped_rows"] == 0
+    assert report["feedback_sent"] == 0  # no target column, no feedback
+
+
+def test_batches_send_several_rows_per_request(server, holdout_rows, tmp_path):
+    header, rows = holdout_rows
+    path = write_csv(tmp_path / "holdout.csv", header, rows[:20])
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "20", "--batch-size", "5", "--feedback-delay", "0",
+        report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (report["sent"], report["rows_sent"], report["succeeded"]) == (4, 20, 4)
+
+
+def test_ground_truth_feedback_reaches_the_feedback_endpoint(server, holdout_rows, tmp_path):
+    header, rows = holdout_rows
+    path = write_csv(tmp_path / "holdout.csv", header, rows[:10])
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "20", "--feedback-delay", "0.5", report=tmp_path / "r.json"
+    )
+    assert code == 0, stderr  # feedback trouble never fails the prediction run
+    probe = requests.post(f"{server.url}/feedback", json={"items": []}, timeout=10)
+    if probe.status_code == 404:
+        # The endpoint arrives with the ML-signals issue; until then 404s are counted, said once.
+        assert report["feedback_failed"] == 10
+        assert set(report["feedback_status_counts"]) == {"404"}
+        assert stderr.count("404") == 1
+    else:
+        assert report["feedback_sent"] == 10, report
+        assert report["feedback_failed"] == 0
+
+
+def test_ragged_rows_are_skipped_with_their_line_numbers(server, seed_shaped_csv, tmp_path):
+    lines = seed_shaped_csv.read_text().splitlines()[:6]
+    lines[2] += ",1.0"  # line 3: one field too many
+    lines[4] = lines[4].rsplit(",", 1)[0]  # line 5: one field short
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, stderr, report = run_replay(path, server.url, "--rate", "50", report=tmp_path / "r.json")
+    assert code == 0, stderr
+    assert report["skipped_rows"] == 2
+    assert (report["sent"], report["succeeded"]) == (3, 3)
+    assert f"{path}:3: expected 13 fields, got 14" in stderr
+    assert f"{path}:5: expected 13 fields, got 12" in stderr
+
+
+def test_non_numeric_cells_are_sent_and_counted_as_4xx(server, seed_shaped_csv, tmp_path):
+    lines = seed_shaped_csv.read_text().splitlines()[:9]
+    for i in (2, 5):
+        cells = lines[i].split(",")
+        cells[5] = "six"  # RM
+        lines[i] = ",".join(cells)
+    path = tmp_path / "strings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, stderr, report = run_replay(path, server.url, "--rate", "50", report=tmp_path / "r.json")
+    assert report["status_counts"] == {"200": 6, "422": 2}
+    assert report["failed"] == 2
+    # Default error budget is 0: two failures fail the run, with one line saying why.
+    assert code == 1
+    assert stderr.strip().splitlines()[-1] == (
+        "replay: error rate 25.00% (2/8) exceeds --max-error-rate 0"
+    )
+    code, stderr, _ = run_replay(path, server.url, "--rate", "50", "--max-error-rate", "0.25")
+    assert code == 0, stderr
+
+
+def test_unreachable_target_exits_3_with_one_line(seed_shaped_csv, tmp_path):
+    target = f"http://127.0.0.1:{free_port()}"
+    code, stderr, report = run_replay(
+        seed_shaped_csv, target, "--rate", "50", "--loop", "--duration", "60",
+        report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 3
+    assert stderr.strip().splitlines()[-1].startswith(f"replay: target {target} unreachable:")
+    assert "refused" in stderr.lower()
+    assert report["succeeded"] == 0
+    assert report["sent"] < 50  # it stopped, it did not keep hammering for 60 s
+
+
+def test_traceparent_arrives_and_the_server_joins_the_trace(server, seed_shaped_csv, tmp_path):
+    code, stderr, report = run_replay(
+        seed_shaped_csv, server.url, "--rate", "20", "--count", "5", "--run-id", "it-trace",
+        report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert report["run_id"] == "it-trace"
+    assert len(report["slowest_trace_ids"]) == 5
+    header, first = (line.split(",") for line in seed_shaped_csv.read_text().splitlines()[:2])
+    record = dict(zip(header, map(float, first), strict=True))
+    probe = requests.post(f"{server.url}/predict", json={"records": [record]}, timeout=10).json()
+    if "trace_id" in probe:
+        # The server's response trace_id equals the trace id of the traceparent we sent, and
+        # its access log carries the same ids.
+        assert (report["traces_joined"], report["traces_not_joined"]) == (5, 0)
+        access_log = server.log_text()
+        assert all(trace in access_log for trace in report["slowest_trace_ids"])
+    else:
+        # Until the telemetry issue adds trace_id to responses the join is unknown, not claimed
+        # (the traceparent itself is checked on the wire in tests/unit/test_replay_http.py).
+        assert (report["traces_joined"], report["traces_not_joined"]) == (0, 0)
+
+
+def test_shifted_features_are_accepted_and_unknown_ones_refused(server, seed_shaped_csv, tmp_path):
+    """The wire values are checked in the unit tests; here the real server takes shifted rows."""
+    code, stderr, report = run_replay(
+        seed_shaped_csv, server.url, "--count", "3", "--rate", "20", "--shift", "RM=1.5",
+        "--shift", "LSTAT=0.5", report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert report["succeeded"] == 3
+    code, stderr, _ = run_replay(seed_shaped_csv, server.url, "--shift", "NOPE=2")
+    assert code == 2
+    assert stderr.strip().splitlines()[-1] == "replay: --shift names columns not in the CSV: NOPE"
