@@ -1,0 +1,157 @@
+"""Service settings, read once from ``MLAPI_*`` environment variables.
+
+Every bad variable is reported (one line each) in a single :class:`ConfigError`, so an operator
+fixes a broken deployment in one round trip instead of one variable at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MLAPI_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The deepest body the API accepts is {"records": [{...}]} or {"columns": [...], "data": [[...]]}.
+MIN_JSON_DEPTH = 3
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are invalid; ``problems`` holds one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    # None means "the built-in default model" (trained and cached on first start).
+    model_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # gthread threads per worker. The GIL serialises the Python and model work (scikit-learn's
+    # tree prediction keeps it), so threads mostly overlap socket I/O; but a thread busy with a
+    # slow upload or a 10,000-row batch must not stall probes and small requests. Measured with
+    # bench/predict_bench.py (1 worker, wrk -c8, busy 2-core host): 1 to 8 threads all land at
+    # 850-1000 req/s, order changing run to run; 16 is slower with a fatter tail (GIL convoys).
+    # 4 is the middle of that plateau with headroom for slow clients.
+    threads: int = 4
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 10_000
+    log_level: str = "info"
+    max_json_depth: int = 16
+    # Feature names are short; a longer key can only be a mistake or an attack.
+    max_key_length: int = 256
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``); unset or empty means the default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for field in dataclasses.fields(cls):
+            raw = env.get(env_name(field.name), "").strip()
+            if not raw:
+                continue
+            try:
+                values[field.name] = _PARSERS[field.name](raw)
+            except ValueError as exc:
+                problems.append(f"{env_name(field.name)}={raw!r}: {exc}")
+        settings = cls(**values)
+        problems += [
+            f"{env_name(name)}={env[env_name(name)].strip()!r}: {problem}"
+            for name, problem in settings.problems()
+        ]
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (used for CLI flag overrides), validated."""
+        settings = dataclasses.replace(self, **changes)
+        problems = [f"{name}={getattr(settings, name)!r}: {p}" for name, p in settings.problems()]
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field name, problem) for every field whose value is out of its allowed range."""
+        return [
+            (name, problem)
+            for name, check in _CHECKS.items()
+            if (problem := check(getattr(self, name))) is not None
+        ]
+
+    def to_env(self) -> dict[str, str]:
+        """The ``MLAPI_*`` variables that reproduce these settings in a child process."""
+        return {
+            env_name(field.name): "" if value is None else str(value)
+            for field in dataclasses.fields(self)
+            for value in [getattr(self, field.name)]
+        }
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def _parse_path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _parse_log_level(raw: str) -> str:
+    return raw.lower()
+
+
+def _at_least(minimum: int) -> Callable[[int], str | None]:
+    return lambda value: None if value >= minimum else f"must be >= {minimum}"
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "must be between 1 and 65535"
+
+
+def _host(value: str) -> str | None:
+    return None if value and not any(c.isspace() for c in value) else "must be a host name or IP"
+
+
+def _log_level(value: str) -> str | None:
+    return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "model_path": _parse_path,
+    "host": str,
+    "port": _parse_int,
+    "workers": _parse_int,
+    "threads": _parse_int,
+    "max_body_bytes": _parse_int,
+    "max_rows": _parse_int,
+    "log_level": _parse_log_level,
+    "max_json_depth": _parse_int,
+    "max_key_length": _parse_int,
+}
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "host": _host,
+    "port": _port,
+    "workers": _at_least(1),
+    "threads": _at_least(1),
+    "max_body_bytes": _at_least(1024),
+    "max_rows": _at_least(1),
+    "log_level": _log_level,
+    "max_json_depth": _at_least(MIN_JSON_DEPTH),
+    "max_key_length": _at_least(16),
+}

@@ -1,0 +1,63 @@
+"""gunicorn settings for ``mlapi serve``; every value comes from the MLAPI_* variables (Settings).
+
+Also usable directly: ``gunicorn -c service/gunicorn.conf.py`` (the app is then built per worker
+from the same variables).
+"""
+
+import sys
+
+from service.config import Settings
+from service.telemetry import EXTENSION_KEY as TELEMETRY_KEY
+from service.telemetry import export_plan
+
+_settings = Settings.from_env()
+
+wsgi_app = "service.app:create_app()"
+bind = [
+    f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host
+    else f"{_settings.host}:{_settings.port}"
+]  # fmt: skip
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread" if threads > 1 else "sync"
+# The app (and telemetry, with its threads and exporters) is built in each worker after fork:
+# create_app() is the post-fork initialisation, so no post_fork hook is needed. Keep it False.
+preload_app = False
+# Below the 5 s SIGTERM budget: in-flight requests get 4 s, the arbiter the rest to reap workers.
+graceful_timeout = 4
+keepalive = 5
+# gunicorn >= 25.1 otherwise creates a control socket under $XDG_RUNTIME_DIR or ~/.gunicorn.
+control_socket_disable = True
+proc_name = "mlapi"
+loglevel = _settings.log_level
+errorlog = "-"
+accesslog = "-"
+logger_class = "service.access_log.JsonAccessLogger"
+# Telemetry's share of the SIGTERM budget, after in-flight requests (graceful_timeout).
+TELEMETRY_SHUTDOWN_DEADLINE_S = 2.0
+
+
+def on_starting(server):
+    """Refuse embedded /metrics with several workers: each scrape would reach one worker and
+    serve its numbers as the service's. Metrics from several workers go over OTLP."""
+    try:
+        plan = export_plan()
+    except ValueError as exc:
+        print(f"mlapi: invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if plan.embedded_metrics and workers > 1:
+        print(
+            f"mlapi: invalid configuration: MLAPI_WORKERS={workers} with embedded /metrics would "
+            "serve one worker's numbers per scrape; set OTEL_EXPORTER_OTLP_ENDPOINT (metrics "
+            "over OTLP) or MLAPI_WORKERS=1 (scale with MLAPI_THREADS)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+def worker_exit(server, worker):
+    """Flush telemetry within its deadline, so an absent collector never delays the exit."""
+    app = getattr(worker, "wsgi", None)
+    telemetry = app.extensions.get(TELEMETRY_KEY) if app is not None else None
+    if telemetry is not None:
+        telemetry.shutdown(TELEMETRY_SHUTDOWN_DEADLINE_S)

@@ -1,0 +1,304 @@
+"""The OpenAPI 3.1 document, built from the model card and the limits so it matches what is served.
+
+Error codes come from ``service.errors.ERROR_CODES``, the list the handlers use, and every operation
+lists the statuses it really returns (plus ``default``, the error shape of 404/405/500).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from service.config import Settings
+from service.errors import ERROR_CODES
+from service.model_card import ModelCard
+
+DISTRIBUTION = "monitoring-ml-api"
+JSON = "application/json"
+
+Schema = dict[str, Any]
+
+
+def build_openapi(card: ModelCard, settings: Settings) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Monitoring ML API",
+            "version": _distribution_version(),
+            "summary": f"Predictions of the {card.name} model, version {card.version}.",
+            "description": _error_code_table(),
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(card, settings),
+            "responses": _error_responses(),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/predict": {
+            "post": {
+                "operationId": "predict",
+                "summary": "Predict one value per row.",
+                "description": (
+                    "Content-Type must be application/json (UTF-8): any other type is refused "
+                    "with 415, so a client can never have its body silently misread. Feature "
+                    "values must be finite JSON numbers; strings are not coerced."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+                },
+                "responses": {
+                    "200": _json_response("Predictions, in row order.", "PredictionResponse"),
+                    **_errors("400", "413", "415", "422", "500", "503"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: the process answers HTTP.",
+                "responses": {"200": _json_response("Alive.", "Health"), **_errors("500")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the model is loaded and its warm-up prediction succeeded.",
+                "responses": {
+                    "200": _json_response("Ready to predict.", "Ready"),
+                    **_errors("500", "503"),
+                },
+            }
+        },
+        "/model": {
+            "get": {
+                "operationId": "model",
+                "summary": "The model card of the served model.",
+                "responses": {"200": _json_response("Model card.", "ModelCard"), **_errors("500")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1 document.", "content": {JSON: {}}},
+                    **_errors("500"),
+                },
+            }
+        },
+    }
+
+
+def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
+    names = list(card.feature_names)
+    width = len(names)
+    return {
+        "PredictRequest": {
+            "description": "Any one of the accepted body shapes.",
+            "oneOf": [
+                {"$ref": "#/components/schemas/RecordsBody"},
+                {"$ref": "#/components/schemas/SplitBody"},
+                {"$ref": "#/components/schemas/Record"},
+                {"$ref": "#/components/schemas/RecordArray"},
+                {"$ref": "#/components/schemas/EncodedRecordArray"},
+            ],
+        },
+        "Record": {
+            "description": "One row: every feature, nothing else.",
+            "type": "object",
+            "properties": {
+                feature.name: {
+                    "type": "number",
+                    "description": f"Training range [{feature.min:g}, {feature.max:g}].",
+                }
+                for feature in card.features
+            },
+            "required": names,
+            "additionalProperties": False,
+        },
+        "RecordArray": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Record"},
+            "minItems": 1,
+            "maxItems": settings.max_rows,
+        },
+        "RecordsBody": {
+            "type": "object",
+            "properties": {"records": {"$ref": "#/components/schemas/RecordArray"}},
+            "required": ["records"],
+            "additionalProperties": False,
+        },
+        "SplitBody": {
+            "description": 'pandas orient="split": columns in any order; "index" is ignored.',
+            "type": "object",
+            "properties": {
+                "columns": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": names},
+                    "minItems": width,
+                    "maxItems": width,
+                    "uniqueItems": True,
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "number"},
+                        "minItems": width,
+                        "maxItems": width,
+                    },
+                    "minItems": 1,
+                    "maxItems": settings.max_rows,
+                },
+                "index": {"type": "array"},
+            },
+            "required": ["columns", "data"],
+            "additionalProperties": False,
+        },
+        "EncodedRecordArray": {
+            "description": "A JSON string holding a RecordArray (the seed client's format).",
+            "type": "string",
+            "contentMediaType": JSON,
+            "contentSchema": {"$ref": "#/components/schemas/RecordArray"},
+        },
+        "PredictionResponse": {
+            "type": "object",
+            "properties": {
+                "predictions": {"type": "array", "items": {"type": "number"}},
+                "ids": {
+                    "description": "One opaque id per row, in row order.",
+                    "type": "array",
+                    "items": {"type": "string"},
+                },
+                "model": {"$ref": "#/components/schemas/ModelRef"},
+                "trace_id": {
+                    "description": "W3C trace id of the request (when tracing is on).",
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{32}$",
+                },
+            },
+            "required": ["predictions", "ids", "model"],
+        },
+        "ModelRef": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+            "required": ["name", "version"],
+        },
+        "Health": {
+            "type": "object",
+            "properties": {"status": {"const": "ok"}},
+            "required": ["status"],
+        },
+        "Ready": {
+            "type": "object",
+            "properties": {
+                "status": {"const": "ready"},
+                "model": {"$ref": "#/components/schemas/ModelRef"},
+            },
+            "required": ["status", "model"],
+        },
+        "ModelCard": _card_schema(card.to_dict()),
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "enum": list(ERROR_CODES)},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/ErrorDetail"},
+                        },
+                    },
+                    "required": ["code", "message", "details"],
+                }
+            },
+            "required": ["error"],
+        },
+        "ErrorDetail": {
+            "type": "object",
+            "properties": {
+                "field": {
+                    "description": 'Where: e.g. "records[3].RM", "data[0].LSTAT", "RM", "body".',
+                    "type": "string",
+                },
+                "problem": {"type": "string"},
+                "row": {"description": "0-based row index.", "type": "integer", "minimum": 0},
+            },
+            "required": ["field", "problem"],
+        },
+    }
+
+
+def _card_schema(card: dict[str, Any]) -> Schema:
+    """The served card's top-level members and their JSON types (the card module owns the rest)."""
+    return {
+        "type": "object",
+        "properties": {key: {"type": _json_type(value)} for key, value in card.items()},
+        "required": list(card),
+    }
+
+
+def _error_responses() -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for code, (status, _) in ERROR_CODES.items():
+        by_status.setdefault(status, []).append(code)
+    responses = {
+        str(status): {
+            "description": "Error codes: " + ", ".join(codes) + ".",
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status, codes in sorted(by_status.items())
+    }
+    responses["default"] = {
+        "description": "Any other error (e.g. 404 not_found, 405 method_not_allowed).",
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    return responses
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    refs = {status: {"$ref": f"#/components/responses/{status}"} for status in statuses}
+    return {**refs, "default": {"$ref": "#/components/responses/default"}}
+
+
+def _json_response(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _error_code_table() -> str:
+    rows = "\n".join(
+        f"| `{code}` | {status} | {meaning} |" for code, (status, meaning) in ERROR_CODES.items()
+    )
+    return (
+        'Every error is `{"error": {"code", "message", "details": [{"field", '
+        '"problem", "row"?}]}}`.\n\n| code | status | meaning |\n|---|---|---|\n' + rows
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {str: "string", list: "array", tuple: "array", dict: "object"}[type(value)]
+
+
+def _distribution_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"

@@ -1,0 +1,14 @@
+"""HTTP routes, one blueprint per concern."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.routes.health import health
+from service.routes.meta import meta
+from service.routes.predict import predict
+
+
+def register_routes(app: Flask) -> None:
+    for blueprint in (predict, health, meta):
+        app.register_blueprint(blueprint)

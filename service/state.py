@@ -1,0 +1,34 @@
+"""What one app instance serves: its settings, model, parser and readiness, in app.extensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from service.config import Settings
+from service.model_store import LoadedModel
+from service.payload import PayloadParser
+
+EXTENSION_KEY = "mlapi"
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    model: LoadedModel
+    parser: PayloadParser
+    openapi: dict[str, Any]
+    # Set once the warm-up prediction at start has succeeded; /readyz and /predict depend on it.
+    ready: bool = False
+
+    @property
+    def model_ref(self) -> dict[str, str]:
+        """The ``model`` member of a prediction response."""
+        return {"name": self.model.card.name, "version": self.model.card.version}
+
+
+def service_state() -> ServiceState:
+    state: ServiceState = current_app.extensions[EXTENSION_KEY]
+    return state
