@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from flask import Flask
@@ -12,6 +13,7 @@ from service.errors import register_error_handlers
 from service.model_store import LoadedModel, ensure_default_model, load_model
 from service.openapi import build_openapi
 from service.payload import PayloadLimits, PayloadParser
+from service.prediction_ids import feedback_signer
 from service.prediction_telemetry import EXTENSION_KEY as PREDICTION_TELEMETRY_KEY
 from service.prediction_telemetry import PredictionTelemetry
 from service.routes import register_routes
@@ -46,8 +48,16 @@ def create_app(
         model=model,
         parser=PayloadParser(model.card.feature_names, PayloadLimits.from_settings(settings)),
         openapi=build_openapi(model.card, settings),
+        signer=feedback_signer(os.environ),
     )
     state.ready = warm_up(model)
+    # The MlapiThresholdsMissing runbook starts here: what this process will export and alert on.
+    logger.info(
+        "model %s %s: alert thresholds %s",
+        model.card.name,
+        model.card.version,
+        model.card.thresholds.to_dict(),
+    )
     app.extensions[EXTENSION_KEY] = state
     telemetry = telemetry or init_telemetry(model.card)
     telemetry.attach(app)

@@ -18,7 +18,9 @@ from gunicorn.app.base import Application
 from service.app import create_app, load_configured_model
 from service.config import ConfigError, Settings
 from service.dataset import DatasetError, load_housing
+from service.model_card import CardError
 from service.model_store import LoadedModel, ModelLoadError
+from service.thresholds import ThresholdsError
 from service.training import train as train_model
 
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn.conf.py")
@@ -36,8 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"mlapi: cannot load model: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except DatasetError as exc:
+    except (DatasetError, CardError) as exc:
         print(f"mlapi: cannot train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ThresholdsError as exc:
+        print(f"mlapi: invalid --threshold: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -82,7 +87,13 @@ def _exit_without_teardown(code: object) -> NoReturn:
 
 
 def train(args: argparse.Namespace) -> int:
-    result = train_model(load_housing(), args.out, seed=args.seed, version=args.version)
+    result = train_model(
+        load_housing(),
+        args.out,
+        seed=args.seed,
+        version=args.version,
+        threshold_overrides=args.threshold,
+    )
     holdout = result.card.holdout
     print(f"model {result.card.name} {result.card.version}")
     print(f"holdout MAE={holdout.mae:.3f} RMSE={holdout.rmse:.3f} R2={holdout.r2:.3f}")
@@ -139,5 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     train_cmd.add_argument("--version", help="model version (default: derived by training)")
+    train_cmd.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an alert threshold in the card (repeatable), e.g. prediction_high=45; "
+        "unset ones are derived from the training target (see README, Setting thresholds)",
+    )
     train_cmd.set_defaults(command=train)
     return parser

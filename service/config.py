@@ -47,6 +47,10 @@ class Settings:
     max_json_depth: int = 16
     # Feature names are short; a longer key can only be a mistake or an attack.
     max_key_length: int = 256
+    # Feedback on a prediction id older than this is refused as `expired`. Ids are not single-use,
+    # so this bounds how long a leaked id can skew the accuracy metrics; 7 days is the top of the
+    # feedback delay histogram.
+    feedback_max_age_s: int = 7 * 24 * 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +146,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _parse_log_level,
     "max_json_depth": _parse_int,
     "max_key_length": _parse_int,
+    "feedback_max_age_s": _parse_int,
 }
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -154,4 +159,5 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "log_level": _log_level,
     "max_json_depth": _at_least(MIN_JSON_DEPTH),
     "max_key_length": _at_least(16),
+    "feedback_max_age_s": _at_least(1),
 }

@@ -37,6 +37,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "A feature value is not a finite JSON number (string, boolean, null, array, object, "
         "NaN, Infinity, or beyond the float64 range such as 1e400).",
     ),
+    "invalid_prediction_id": (
+        422,
+        "A feedback id is not a prediction id this service issued and can still accept: "
+        "malformed, forged (bad signature), expired (older than MLAPI_FEEDBACK_MAX_AGE_S) or "
+        "not yet valid.",
+    ),
     "model_not_ready": (503, "The model is not loaded or failed its warm-up prediction."),
     "internal_error": (500, "A bug on the server; the body never carries a traceback."),
 }

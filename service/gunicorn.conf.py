@@ -4,9 +4,11 @@ Also usable directly: ``gunicorn -c service/gunicorn.conf.py`` (the app is then 
 from the same variables).
 """
 
+import os
 import sys
 
 from service.config import Settings
+from service.feedback_token import KEY_ENV, resolve_keys, share_generated_key
 from service.telemetry import EXTENSION_KEY as TELEMETRY_KEY
 from service.telemetry import export_plan
 
@@ -39,12 +41,24 @@ TELEMETRY_SHUTDOWN_DEADLINE_S = 2.0
 
 def on_starting(server):
     """Refuse embedded /metrics with several workers: each scrape would reach one worker and
-    serve its numbers as the service's. Metrics from several workers go over OTLP."""
+    serve its numbers as the service's. Metrics from several workers go over OTLP.
+
+    Without MLAPI_FEEDBACK_KEY, generate one here in the master so that every worker (forked
+    later, also after a recycle) signs and verifies prediction ids with the same key."""
     try:
         plan = export_plan()
+        resolve_keys(os.environ)  # a set but too short key fails here, once, not per worker
     except ValueError as exc:
         print(f"mlapi: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(2)
+    if share_generated_key(os.environ):
+        server.log.warning(
+            "%s is not set: generated a random key shared by this server's workers; prediction "
+            "ids will not verify after a restart or on another replica. Set %s (>= 32 bytes, the "
+            "same on every replica) in production.",
+            KEY_ENV,
+            KEY_ENV,
+        )
     if plan.embedded_metrics and workers > 1:
         print(
             f"mlapi: invalid configuration: MLAPI_WORKERS={workers} with embedded /metrics would "

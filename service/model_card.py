@@ -2,9 +2,12 @@
 
 It travels beside the artifact as JSON. Parsing is strict (every key required, no unknown
 keys, exact types) so a card written for another schema is refused rather than half-read.
-To extend it (drift reference bins, alert thresholds), add a frozen dataclass field and bump
-CARD_SCHEMA_VERSION; ``parse_typed`` handles nested dataclasses, tuples of them,
-str-keyed dicts and ``X | None`` sections.
+To extend it, add a frozen dataclass field and bump CARD_SCHEMA_VERSION; ``parse_typed``
+handles nested dataclasses, tuples of them, str-keyed dicts and ``X | None`` sections.
+
+Version 2 added ``drift`` (fixed reference bins per feature and for the prediction) and
+``thresholds`` (the team's alert thresholds). The card is not covered by the artifact's sha256:
+a team may edit ``thresholds`` by hand, and the service re-validates the whole card at start.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-CARD_SCHEMA_VERSION = 1
+from service.drift_reference import DriftReference
+from service.feedback_token import MAX_VERSION_BYTES
+from service.thresholds import Thresholds
+
+CARD_SCHEMA_VERSION = 2
+# The `feature` of the drift reference computed on the model's predictions.
+PREDICTION_DRIFT_NAME = "prediction"
 QUANTILE_KEYS: tuple[str, ...] = ("p01", "p05", "p25", "p50", "p75", "p95", "p99")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -117,11 +126,19 @@ class ModelCard:
     features: tuple[FeatureSchema, ...]
     target: TargetSchema
     holdout: HoldoutMetrics
+    # One reference per feature, in feature order, then one named PREDICTION_DRIFT_NAME.
+    drift: tuple[DriftReference, ...]
+    thresholds: Thresholds
 
     def __post_init__(self) -> None:
         _require(self.schema_version == CARD_SCHEMA_VERSION, _version_problem(self.schema_version))
         for field in ("name", "version", "model_type"):
             _require(bool(getattr(self, field)), f"{field}: must not be empty")
+        # The version rides in every prediction id (service/feedback_token.py).
+        _require(
+            len(self.version.encode()) <= MAX_VERSION_BYTES,
+            f"version: must be at most {MAX_VERSION_BYTES} bytes (UTF-8)",
+        )
         for field in ("artifact_sha256", "training_data_sha256"):
             _require(
                 _SHA256.fullmatch(getattr(self, field)) is not None,
@@ -132,10 +149,25 @@ class ModelCard:
         names = self.feature_names
         _require(len(set(names)) == len(names), "features: names must be unique")
         _require(self.target.name not in names, "target: must not also be a feature")
+        drift_names = tuple(reference.feature for reference in self.drift)
+        _require(
+            drift_names == (*names, PREDICTION_DRIFT_NAME),
+            f"drift: must hold one reference per feature in feature order, then "
+            f"{PREDICTION_DRIFT_NAME!r}; got {', '.join(drift_names) or 'none'}",
+        )
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
+
+    @property
+    def feature_drift(self) -> tuple[DriftReference, ...]:
+        """The feature references, in feature order (without the prediction's)."""
+        return self.drift[:-1]
+
+    @property
+    def prediction_drift(self) -> DriftReference:
+        return self.drift[-1]
 
     def to_dict(self) -> dict[str, Any]:
         return _to_json_value(self)
@@ -271,7 +303,7 @@ def _parse_dataclass(cls: Any, value: Any, where: str) -> Any:
     _require(isinstance(value, dict), f"{where}: expected an object, got {_type_name(value)}")
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
-    # A key may be left out only where the dataclass gives a default (none do in version 1).
+    # A key may be left out only where the dataclass gives a default (e.g. optional thresholds).
     missing = [
         f.name
         for f in fields

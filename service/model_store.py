@@ -19,7 +19,7 @@ import skops.io
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from service.dataset import content_sha256, load_housing
-from service.model_card import CardError, ModelCard
+from service.model_card import CARD_SCHEMA_VERSION, CardError, ModelCard
 from service.training import ARTIFACT_NAME, CARD_NAME, package_version, train
 
 # Every non-builtin type a housing GradientBoostingRegressor artifact holds. skops also trusts
@@ -165,13 +165,15 @@ def _tree_index_problem(tree: object, n_features: int) -> str | None:
 
 
 def default_model_dir() -> Path:
-    """${MLAPI_CACHE_DIR:-~/.cache/mlapi}/models/<training-data-sha256[:12]>-<package version>/"""
+    """${MLAPI_CACHE_DIR:-~/.cache/mlapi}/models/<data-sha256[:12]>-<package version>-card<N>/"""
     return _default_model_dir(content_sha256(load_housing()))
 
 
 def _default_model_dir(data_sha256: str) -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mlapi")
-    return root / "models" / f"{data_sha256[:12]}-{package_version()}"
+    # The card schema is part of the name: a source tree with a newer schema (same package
+    # version) trains its own default instead of refusing the cached older card.
+    return root / "models" / f"{data_sha256[:12]}-{package_version()}-card{CARD_SCHEMA_VERSION}"
 
 
 def ensure_default_model() -> LoadedModel:

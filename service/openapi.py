@@ -11,6 +11,7 @@ from typing import Any
 
 from service.config import Settings
 from service.errors import ERROR_CODES
+from service.feedback_token import MAX_TOKEN_CHARS
 from service.model_card import ModelCard
 
 DISTRIBUTION = "monitoring-ml-api"
@@ -54,6 +55,28 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json_response("Predictions, in row order.", "PredictionResponse"),
                     **_errors("400", "413", "415", "422", "500", "503"),
+                },
+            }
+        },
+        "/feedback": {
+            "post": {
+                "operationId": "feedback",
+                "summary": "Ground truth for earlier predictions (live accuracy metrics).",
+                "description": (
+                    "One item `{id, actual}` or `{items: [...]}`; `id` is a prediction id from a "
+                    "/predict response, verified by its signature on any worker or replica, "
+                    "refused once older than MLAPI_FEEDBACK_MAX_AGE_S. All or nothing: one bad "
+                    "item (its index and field in `details`) rejects the request and nothing is "
+                    "recorded. 200, not 202: the feedback is recorded before the response. Ids "
+                    "are not single-use: the same id sent twice counts twice."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}},
+                },
+                "responses": {
+                    "200": _json_response("All items recorded.", "FeedbackResponse"),
+                    **_errors("400", "413", "415", "422", "500"),
                 },
             }
         },
@@ -171,9 +194,13 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
             "properties": {
                 "predictions": {"type": "array", "items": {"type": "number"}},
                 "ids": {
-                    "description": "One opaque id per row, in row order.",
+                    "description": (
+                        "One prediction id per row, in row order: an opaque signed token "
+                        "(URL-safe base64) carrying the prediction, model version and time; "
+                        "send it back to POST /feedback with the actual value."
+                    ),
                     "type": "array",
-                    "items": {"type": "string"},
+                    "items": {"$ref": "#/components/schemas/PredictionId"},
                 },
                 "model": {"$ref": "#/components/schemas/ModelRef"},
                 "trace_id": {
@@ -183,6 +210,49 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
                 },
             },
             "required": ["predictions", "ids", "model"],
+        },
+        "PredictionId": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-]+$",
+            "maxLength": MAX_TOKEN_CHARS,
+        },
+        "FeedbackItem": {
+            "type": "object",
+            "properties": {
+                "id": {"$ref": "#/components/schemas/PredictionId"},
+                "actual": {"type": "number", "description": "The true value (finite)."},
+            },
+            "required": ["id", "actual"],
+            "additionalProperties": False,
+        },
+        "FeedbackRequest": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/FeedbackItem"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/FeedbackItem"},
+                            "minItems": 1,
+                            "maxItems": settings.max_rows,
+                        }
+                    },
+                    "required": ["items"],
+                    "additionalProperties": False,
+                },
+            ],
+        },
+        "FeedbackResponse": {
+            "type": "object",
+            "properties": {
+                "accepted": {
+                    "description": "Items recorded (all of them).",
+                    "type": "integer",
+                    "minimum": 1,
+                }
+            },
+            "required": ["accepted"],
         },
         "ModelRef": {
             "type": "object",
@@ -225,11 +295,17 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
             "type": "object",
             "properties": {
                 "field": {
-                    "description": 'Where: e.g. "records[3].RM", "data[0].LSTAT", "RM", "body".',
+                    "description": (
+                        'Where: e.g. "records[3].RM", "data[0].LSTAT", "RM", "body", "items[2].id".'
+                    ),
                     "type": "string",
                 },
                 "problem": {"type": "string"},
-                "row": {"description": "0-based row index.", "type": "integer", "minimum": 0},
+                "row": {
+                    "description": "0-based row (or feedback item) index.",
+                    "type": "integer",
+                    "minimum": 0,
+                },
             },
             "required": ["field", "problem"],
         },

@@ -70,33 +70,13 @@ class PayloadParser:
         )
 
     def parse(self, body: bytes) -> np.ndarray:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ApiError(
-                "invalid_encoding", f"body is not valid UTF-8 (byte {exc.start})"
-            ) from None
-        document = self._load(text, body)
+        limit = self._limits.max_json_depth
+        document = load_json(body, limit)
         if type(document) is str:
-            document = self._load(document, document.encode("utf-8", "surrogatepass"))
+            document = _load(document, document.encode("utf-8", "surrogatepass"), limit)
             if type(document) is not list:
                 raise _invalid_body("body", "a JSON string body must hold an array of records")
         return self._to_matrix(document)
-
-    # -- JSON -------------------------------------------------------------------------------
-
-    def _load(self, text: str, raw: bytes) -> Any:
-        limit = self._limits.max_json_depth
-        if raw.count(b"[") + raw.count(b"{") > limit and _nesting_depth(raw) > limit:
-            raise ApiError("nesting_too_deep", f"JSON nesting is deeper than {limit} levels")
-        try:
-            return _DECODER.decode(text)
-        except json.JSONDecodeError as exc:
-            raise ApiError(
-                "malformed_json", f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
-            ) from None
-        except RecursionError:
-            raise ApiError("nesting_too_deep", "JSON nesting is too deep to parse") from None
 
     # -- shapes -----------------------------------------------------------------------------
 
@@ -104,13 +84,13 @@ class PayloadParser:
         if type(document) is list:
             return self._records(document, lambda i: f"[{i}]")
         if type(document) is not dict:
-            kind = _json_type(document)
+            kind = json_type(document)
             raise _invalid_body("body", f"must be an object or an array, got {kind}")
         if "records" in document:
             self._reject_members(document, {"records"})
             records = document["records"]
             if type(records) is not list:
-                raise _invalid_body("records", f"must be an array, got {_json_type(records)}")
+                raise _invalid_body("records", f"must be an array, got {json_type(records)}")
             return self._records(records, lambda i: f"records[{i}]")
         if "columns" in document or "data" in document:
             return self._split(document)
@@ -127,7 +107,7 @@ class PayloadParser:
                     raise KeyError
                 extend(values_of(row))
         except KeyError:
-            raise _rejected(_collect(self._record_problems(rows, row_path))) from None
+            raise rejected(collect(self._record_problems(rows, row_path))) from None
         return self._matrix(flat, len(rows), self._names, row_path)
 
     def _split(self, document: dict[str, Any]) -> np.ndarray:
@@ -148,12 +128,12 @@ class PayloadParser:
         if "index" in document and type(document["index"]) is not list:
             problems.append(Detail("index", "must be an array when present", "invalid_body"))
         if problems:
-            raise _rejected(problems)
+            raise rejected(problems)
         self._check_row_count(len(data))
         order = self._column_order(columns)
         width = len(columns)
         if not all(type(row) is list and len(row) == width for row in data):
-            raise _rejected(_collect(_split_row_problems(data, width)))
+            raise rejected(collect(_split_row_problems(data, width)))
         matrix = self._matrix(list(chain.from_iterable(data)), len(data), columns, _data_path)
         return matrix if order is None else matrix[:, order]
 
@@ -161,8 +141,8 @@ class PayloadParser:
         """Indices that put ``columns`` in model order; None when they already are."""
         if columns == self._names:
             return None
-        if problems := _collect(self._column_problems(columns)):
-            raise _rejected(problems)
+        if problems := collect(self._column_problems(columns)):
+            raise rejected(problems)
         return [columns.index(name) for name in self._names]
 
     def _column_problems(self, columns: list[str]) -> Iterator[Detail]:
@@ -178,17 +158,12 @@ class PayloadParser:
                 yield Detail("columns", f"must include {name}", "missing_field", feature=name)
 
     def _check_row_count(self, rows: int) -> None:
-        if rows == 0:
-            raise _invalid_body("body", "must contain at least one row")
-        if rows > self._limits.max_rows:
-            raise ApiError(
-                "too_many_rows", f"{rows} rows in one request; the limit is {self._limits.max_rows}"
-            )
+        check_row_count(rows, self._limits.max_rows)
 
     def _reject_members(self, document: dict[str, Any], allowed: set[str]) -> None:
         unknown = (self._unknown_key("", key, None) for key in document if key not in allowed)
-        if problems := _collect(unknown):
-            raise _rejected(problems)
+        if problems := collect(unknown):
+            raise rejected(problems)
 
     # -- diagnosis (rejected bodies only) ---------------------------------------------------
 
@@ -197,23 +172,23 @@ class PayloadParser:
     ) -> np.ndarray:
         width = len(columns)
         if set(map(type, flat)) != _ONLY_FLOATS:
-            raise _rejected(_collect(_value_problems(flat, width, columns, row_path)))
+            raise rejected(collect(_value_problems(flat, width, columns, row_path)))
         matrix = np.array(flat, dtype=np.float64).reshape(rows, width)
         if not np.isfinite(matrix).all():
-            raise _rejected(_collect(_value_problems(flat, width, columns, row_path)))
+            raise rejected(collect(_value_problems(flat, width, columns, row_path)))
         return matrix
 
     def _record_problems(self, rows: list[Any], row_path: RowPath) -> Iterator[Detail]:
         for i, row in enumerate(rows):
             path = row_path(i)
             if type(row) is not dict:
-                yield Detail(path, f"must be an object, got {_json_type(row)}", "invalid_body", i)
+                yield Detail(path, f"must be an object, got {json_type(row)}", "invalid_body", i)
                 continue
             for name in self._names:
                 field = _join(path, name)
                 if name not in row:
                     yield Detail(field, "is required", "missing_field", i, name)
-                elif (problem := _value_problem(row[name])) is not None:
+                elif (problem := value_problem(row[name])) is not None:
                     yield Detail(field, problem, "invalid_value", i, name)
             for key in row:
                 if key not in self._name_set:
@@ -229,11 +204,42 @@ class PayloadParser:
         return Detail(_join(path, key), "is not a feature of this model", "unknown_field", row)
 
 
+def load_json(body: bytes, max_json_depth: int) -> Any:
+    """The JSON document in a UTF-8 body (integers as floats), within the nesting limit; else
+    ApiError (invalid_encoding, nesting_too_deep, malformed_json). Shared by every JSON route."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError("invalid_encoding", f"body is not valid UTF-8 (byte {exc.start})") from None
+    return _load(text, body, max_json_depth)
+
+
+def _load(text: str, raw: bytes, limit: int) -> Any:
+    if raw.count(b"[") + raw.count(b"{") > limit and _nesting_depth(raw) > limit:
+        raise ApiError("nesting_too_deep", f"JSON nesting is deeper than {limit} levels")
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            "malformed_json", f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise ApiError("nesting_too_deep", "JSON nesting is too deep to parse") from None
+
+
+def check_row_count(count: int, max_rows: int, noun: str = "row") -> None:
+    """At least one row (item) and at most MLAPI_MAX_ROWS (413 too_many_rows)."""
+    if count == 0:
+        raise _invalid_body("body", f"must contain at least one {noun}")
+    if count > max_rows:
+        raise ApiError("too_many_rows", f"{count} {noun}s in one request; the limit is {max_rows}")
+
+
 def _value_problems(
     flat: list[Any], width: int, columns: Sequence[str], row_path: RowPath
 ) -> Iterator[Detail]:
     for k, value in enumerate(flat):
-        problem = _value_problem(value)
+        problem = value_problem(value)
         if problem is not None:
             i, j = divmod(k, width)
             name = columns[j]
@@ -245,7 +251,7 @@ def _split_row_problems(data: list[Any], width: int) -> Iterator[Detail]:
         if type(row) is not list:
             yield Detail(
                 _data_path(i),
-                f"must be an array of {width} numbers, got {_json_type(row)}",
+                f"must be an array of {width} numbers, got {json_type(row)}",
                 "invalid_body",
                 i,
             )
@@ -255,9 +261,9 @@ def _split_row_problems(data: list[Any], width: int) -> Iterator[Detail]:
             )
 
 
-def _value_problem(value: Any) -> str | None:
+def value_problem(value: Any) -> str | None:
     if type(value) is not float:
-        return f"must be a number, got {_json_type(value)}"
+        return f"must be a number, got {json_type(value)}"
     if math.isfinite(value):
         return None
     if math.isnan(value):
@@ -277,12 +283,12 @@ def _nesting_depth(raw: bytes) -> int:
     return int(steps.cumsum().max(initial=0))
 
 
-def _collect(problems: Iterable[Detail]) -> list[Detail]:
+def collect(problems: Iterable[Detail]) -> list[Detail]:
     """The first problems, one past the cap: stops a 100,000-key body from costing 100,000."""
     return list(islice(problems, MAX_DETAILS + 1))
 
 
-def _rejected(problems: list[Detail]) -> ApiError:
+def rejected(problems: list[Detail]) -> ApiError:
     first = problems[0]
     if len(problems) > MAX_DETAILS:
         more = f" (and more; the first {MAX_DETAILS} are listed)"
@@ -293,7 +299,7 @@ def _rejected(problems: list[Detail]) -> ApiError:
 
 
 def _invalid_body(field: str, problem: str) -> ApiError:
-    return _rejected([Detail(field, problem, "invalid_body")])
+    return rejected([Detail(field, problem, "invalid_body")])
 
 
 def _data_path(i: int) -> str:
@@ -304,7 +310,7 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -90,7 +90,7 @@ class PredictionTelemetry:
                 attributes.update(zip(self._feature_keys, features[0].tolist(), strict=True))
         self._leaf_span("model.predict", started_ns, attributes)
         # The server span is current: exemplars point at the request's trace.
-        self._instruments.record_predictions(predictions, elapsed)
+        self._instruments.record_predictions(features, predictions, elapsed)
         return predictions
 
     def _leaf_span(self, name: str, start_ns: int, attributes: dict[str, Any] | None) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 
 from service.config import Settings
+from service.feedback_token import FeedbackSigner
 from service.model_store import LoadedModel
 from service.payload import PayloadParser
 
@@ -20,6 +21,8 @@ class ServiceState:
     model: LoadedModel
     parser: PayloadParser
     openapi: dict[str, Any]
+    # Signs prediction ids and verifies them on POST /feedback.
+    signer: FeedbackSigner
     # Set once the warm-up prediction at start has succeeded; /readyz and /predict depend on it.
     ready: bool = False
 

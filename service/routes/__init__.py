@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from service.routes.feedback import feedback
 from service.routes.health import health
 from service.routes.meta import meta
 from service.routes.predict import predict
 
 
 def register_routes(app: Flask) -> None:
-    for blueprint in (predict, health, meta):
+    for blueprint in (predict, feedback, health, meta):
         app.register_blueprint(blueprint)

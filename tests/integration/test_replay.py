@@ -87,22 +87,34 @@ def test_batches_send_several_rows_per_request(server, holdout_rows, tmp_path):
     assert (report["sent"], report["rows_sent"], report["succeeded"]) == (4, 20, 4)
 
 
-def test_ground_truth_feedback_reaches_the_feedback_endpoint(server, holdout_rows, tmp_path):
+def test_ground_truth_feedback_reaches_the_feedback_endpoint(
+    server, trained_model, holdout_rows, tmp_path
+):
     header, rows = holdout_rows
     path = write_csv(tmp_path / "holdout.csv", header, rows[:10])
+    version = trained_model.card.version
+    before = feedback_rows(server.url, version)
     code, stderr, report = run_replay(
         path, server.url, "--rate", "20", "--feedback-delay", "0.5", report=tmp_path / "r.json"
     )
-    assert code == 0, stderr  # feedback trouble never fails the prediction run
-    probe = requests.post(f"{server.url}/feedback", json={"items": []}, timeout=10)
-    if probe.status_code == 404:
-        # The endpoint arrives with the ML-signals issue; until then 404s are counted, said once.
-        assert report["feedback_failed"] == 10
-        assert set(report["feedback_status_counts"]) == {"404"}
-        assert stderr.count("404") == 1
-    else:
-        assert report["feedback_sent"] == 10, report
-        assert report["feedback_failed"] == 0
+    assert code == 0, stderr
+    # Every signed id the server issued came back with its actual value and was accepted.
+    assert (report["feedback_sent"], report["feedback_failed"]) == (10, 0), report
+    assert report["feedback_dropped"] == 0
+    assert set(report["feedback_status_counts"]) == {"200"}
+    assert feedback_rows(server.url, version) - before == 10
+
+
+def feedback_rows(url: str, model_version: str) -> float:
+    """mlapi_feedback_rows_total of the served version, from the embedded /metrics."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if (
+            line.startswith("mlapi_feedback_rows_total{")
+            and f'model_version="{model_version}"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no mlapi_feedback_rows_total series for the served model version")
 
 
 def test_ragged_rows_are_skipped_with_their_line_numbers(server, seed_shaped_csv, tmp_path):

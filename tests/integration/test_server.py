@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import http.client
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -92,7 +93,14 @@ def test_model_card_is_the_trained_card(server, trained_model):
 def test_openapi_document_describes_the_api(server, trained_model):
     document = requests.get(f"{server.url}/openapi.json", timeout=SOCKET_TIMEOUT_S).json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/predict", "/healthz", "/readyz", "/model", "/openapi.json"}
+    assert set(document["paths"]) == {
+        "/predict",
+        "/feedback",
+        "/healthz",
+        "/readyz",
+        "/model",
+        "/openapi.json",
+    }
     schemas = document["components"]["schemas"]
     assert schemas["Record"]["required"] == list(trained_model.card.feature_names)
     assert schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"] == list(
@@ -125,7 +133,8 @@ def test_every_body_shape_predicts_like_the_model(server, holdout, trained_model
         payload = response.json()
         np.testing.assert_allclose(payload["predictions"], expected, rtol=1e-12)
         assert len(payload["ids"]) == len(rows) == len(set(payload["ids"]))
-        assert all(len(i) == 32 and int(i, 16) >= 0 for i in payload["ids"])
+        # Signed prediction ids (URL-safe base64), accepted back by POST /feedback.
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in payload["ids"])
         card = trained_model.card
         assert payload["model"] == {"name": card.name, "version": card.version}
 

@@ -7,15 +7,21 @@ import itertools
 import numpy as np
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from otel_helpers import Card, metrics_by_name
 
+from service.drift_reference import bin_counts
+from service.feedback import FeedbackBatch
 from service.instruments import (
     BATCH_SIZE_BUCKETS,
+    FEEDBACK_DELAY_BUCKETS_S,
     INFERENCE_BUCKETS_S,
+    MAX_FEEDBACK_VERSIONS,
     MAX_REASONS,
+    OTHER_VERSION,
     ModelInstruments,
+    error_buckets,
     prediction_buckets,
 )
 
@@ -57,7 +63,9 @@ def test_prediction_buckets_refuse_an_empty_range() -> None:
 def test_a_prediction_records_every_meter_with_model_attributes(
     instruments: ModelInstruments, reader: InMemoryMetricReader
 ) -> None:
-    instruments.record_predictions(np.array([21.5, 30.2, 7.0]), inference_s=0.0004)
+    instruments.record_predictions(
+        np.zeros((3, 2)), np.array([21.5, 30.2, 7.0]), inference_s=0.0004
+    )
     found = metrics_by_name(reader)
 
     values = found["mlapi.prediction.value"]
@@ -82,9 +90,11 @@ def test_a_prediction_records_every_meter_with_model_attributes(
 
     rows = found["mlapi.prediction.rows"]
     assert rows.unit == "{row}"
-    (point,) = rows.data.data_points
-    assert dict(point.attributes) == {**MODEL, "outcome": "ok"}
-    assert point.value == 3
+    # Both outcomes exist from the start (error at 0), so increase() in the rules is exact.
+    assert {tuple(sorted(p.attributes.items())): p.value for p in rows.data.data_points} == {
+        tuple(sorted({**MODEL, "outcome": "ok"}.items())): 3,
+        tuple(sorted({**MODEL, "outcome": "error"}.items())): 0,
+    }
 
 
 def test_model_info_is_one_series_equal_to_one(
@@ -136,9 +146,9 @@ def test_model_errors_count_rows_by_outcome(
     instruments: ModelInstruments, reader: InMemoryMetricReader
 ) -> None:
     instruments.record_model_error(rows=4)
-    (point,) = metrics_by_name(reader)["mlapi.prediction.rows"].data.data_points
-    assert dict(point.attributes) == {**MODEL, "outcome": "error"}
-    assert point.value == 4
+    points = metrics_by_name(reader)["mlapi.prediction.rows"].data.data_points
+    assert {p.attributes["outcome"]: p.value for p in points} == {"ok": 0, "error": 4}
+    assert all(dict(p.attributes).items() >= MODEL.items() for p in points)
 
 
 def test_prediction_exemplar_carries_the_trace_id_of_the_sampled_span(
@@ -146,7 +156,7 @@ def test_prediction_exemplar_carries_the_trace_id_of_the_sampled_span(
 ) -> None:
     tracer = TracerProvider(shutdown_on_exit=False).get_tracer("test")
     with tracer.start_as_current_span("model.predict") as span:
-        instruments.record_predictions(np.array([21.5]), inference_s=0.0004)
+        instruments.record_predictions(np.array([[0.1, 0.2]]), np.array([21.5]), inference_s=0.0004)
     context = span.get_span_context()
 
     found = metrics_by_name(reader)
@@ -155,3 +165,133 @@ def test_prediction_exemplar_carries_the_trace_id_of_the_sampled_span(
         assert point.exemplars, name
         assert {e.trace_id for e in point.exemplars} == {context.trace_id}
         assert {e.span_id for e in point.exemplars} == {context.span_id}
+
+
+def series(reader: InMemoryMetricReader, name: str, *labels: str) -> dict[tuple, float]:
+    """{label values: value} of every data point of `name`; the model attributes are checked."""
+    points = metrics_by_name(reader)[name].data.data_points
+    assert all(dict(p.attributes).items() >= MODEL.items() for p in points), name
+    return {tuple(p.attributes[label] for label in labels): p.value for p in points}
+
+
+def test_every_bounded_series_exists_at_zero_before_any_request(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    card = Card()
+    drift = series(reader, "mlapi.drift.observations", "feature", "bin")
+    expected = {(r.feature, str(b)) for r in card.drift for b in range(r.bin_count)}
+    assert set(drift) == expected and set(drift.values()) == {0}
+    out_of_range = series(reader, "mlapi.feature.out_of_range", "feature", "direction")
+    assert set(out_of_range) == {(f, d) for f in ("CRIM", "RM") for d in ("below", "above")}
+    assert set(out_of_range.values()) == {0}
+    crossings = series(reader, "mlapi.prediction.threshold_crossings", "direction")
+    assert crossings == {("above",): 0, ("below",): 0}
+
+
+def test_a_batch_is_counted_in_drift_bins_ranges_and_threshold_crossings(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    # CRIM edges (0.25, 0.5), RM edge (0.5,), prediction edges (20, 30); ranges [0, 1];
+    # thresholds: low 10, high 40. Values on an edge belong to the bin that starts there.
+    features = np.array([[0.1, 0.5], [0.25, 0.2], [0.7, 1.5], [-1.0, 0.9]])
+    predictions = np.array([5.0, 20.0, 45.0, 29.9])
+    instruments.record_predictions(features, predictions, inference_s=0.001)
+    instruments.record_predictions(features[:1], predictions[:1], inference_s=0.001)
+
+    drift = series(reader, "mlapi.drift.observations", "feature", "bin")
+    assert drift == {
+        ("CRIM", "0"): 3, ("CRIM", "1"): 1, ("CRIM", "2"): 1,
+        ("RM", "0"): 1, ("RM", "1"): 4,
+        ("prediction", "0"): 2, ("prediction", "1"): 2, ("prediction", "2"): 1,
+    }  # fmt: skip
+    # The vectorised binning agrees with the reference implementation the rules are tested on.
+    for j, reference in enumerate(Card().drift):
+        column = np.column_stack((features, predictions))[:, j]
+        counts = bin_counts(np.r_[column, column[:1]], reference.edges)
+        assert [drift[(reference.feature, str(b))] for b in range(len(counts))] == list(counts)
+    out_of_range = series(reader, "mlapi.feature.out_of_range", "feature", "direction")
+    assert out_of_range == {
+        ("CRIM", "below"): 1,
+        ("CRIM", "above"): 0,
+        ("RM", "below"): 0,
+        ("RM", "above"): 1,
+    }
+    crossings = series(reader, "mlapi.prediction.threshold_crossings", "direction")
+    assert crossings == {("above",): 1, ("below",): 2}
+
+
+def test_thresholds_and_reference_fractions_are_gauges_of_the_card(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    thresholds = series(reader, "mlapi.threshold", "threshold")
+    assert thresholds[("prediction_high",)] == 40.0
+    assert thresholds[("mae_ceiling",)] == pytest.approx(1.5 * 2.0)
+    assert ("mae_ceiling_factor",) not in thresholds
+    fractions = series(reader, "mlapi.drift.reference.fraction", "feature", "bin")
+    assert fractions[("prediction", "1")] == 0.4
+    assert len(fractions) == sum(r.bin_count for r in Card().drift)
+
+
+def test_no_gauge_has_unit_one(instruments: ModelInstruments, reader: InMemoryMetricReader) -> None:
+    """Through the collector a gauge of unit "1" is renamed `<name>_ratio` (measured:
+    mlapi_model_info_ratio), on the embedded exporter it is not: the rules need one name."""
+    gauges = [m for m in metrics_by_name(reader).values() if isinstance(m.data, Gauge)]
+    assert {m.name for m in gauges} == {
+        "mlapi.model.info", "mlapi.threshold", "mlapi.drift.reference.fraction"
+    }  # fmt: skip
+    assert {m.unit for m in gauges} == {""}
+
+
+def feedback(predictions, actuals, issued_at, versions) -> FeedbackBatch:
+    return FeedbackBatch(
+        np.array(predictions, dtype=float),
+        np.array(actuals, dtype=float),
+        np.array(issued_at, dtype=float),
+        tuple(versions),
+    )
+
+
+def test_feedback_sums_errors_per_predicting_version(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    assert series_by_version(reader, "mlapi.feedback.rows") == {"3": 0}  # created at start
+    instruments.record_feedback(
+        feedback([20, 30, 25], [22, 27, 25], [1000, 1000, 400], ["3", "2", "3"]), now=1010.0
+    )
+    assert series_by_version(reader, "mlapi.feedback.rows") == {"3": 2, "2": 1}
+    assert series_by_version(reader, "mlapi.feedback.absolute_error") == {"3": 2.0, "2": 3.0}
+    assert series_by_version(reader, "mlapi.feedback.squared_error") == {"3": 4.0, "2": 9.0}
+    found = metrics_by_name(reader)
+    delay = {
+        p.attributes["model.version"]: p for p in found["mlapi.feedback.delay"].data.data_points
+    }
+    assert (delay["3"].count, delay["3"].sum, delay["2"].sum) == (2, 620.0, 10.0)
+    assert found["mlapi.feedback.delay"].unit == "s"
+    assert tuple(delay["3"].explicit_bounds) == FEEDBACK_DELAY_BUCKETS_S
+    error = {
+        p.attributes["model.version"]: p for p in found["mlapi.feedback.error"].data.data_points
+    }
+    assert (error["3"].count, error["3"].sum, error["2"].max) == (2, 2.0, 3.0)
+    assert tuple(error["3"].explicit_bounds) == error_buckets(5.0, 50.0)
+
+
+def series_by_version(reader: InMemoryMetricReader, name: str) -> dict[str, float]:
+    points = metrics_by_name(reader)[name].data.data_points
+    return {p.attributes["model.version"]: p.value for p in points}
+
+
+def test_error_buckets_span_a_thousandth_of_the_range_to_all_of_it() -> None:
+    assert error_buckets(5.0, 50.0) == (
+        0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0
+    )  # fmt: skip
+
+
+def test_feedback_versions_are_bounded(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    versions = [f"v{i}" for i in range(MAX_FEEDBACK_VERSIONS + 5)]
+    n = len(versions)
+    instruments.record_feedback(feedback([1] * n, [2] * n, [0] * n, versions), now=1.0)
+    rows = series_by_version(reader, "mlapi.feedback.rows")
+    assert len(rows) == MAX_FEEDBACK_VERSIONS + 1
+    assert rows[OTHER_VERSION] == 6

@@ -8,7 +8,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.model_card import CARD_SCHEMA_VERSION, CardError, ModelCard, parse_typed
+from service.drift_reference import MAX_BINS
+from service.model_card import (
+    CARD_SCHEMA_VERSION,
+    PREDICTION_DRIFT_NAME,
+    CardError,
+    ModelCard,
+    parse_typed,
+)
+from service.model_store import load_model
+from service.thresholds import Thresholds
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ def test_other_schema_version_is_named_before_other_differences(card_dict):
         (lambda d: d["features"][1]["quantiles"].pop("p95"), "quantiles: keys must be"),
         (lambda d: d["features"][1].update(dtype="int64"), "only 'float64' is supported"),
         (lambda d: d["holdout"].update(rows=0), "rows: must be > 0"),
+        (lambda d: d.update(version="v" * 65), "version: must be at most 64 bytes"),
     ],
 )
 def test_invalid_values(card_dict, mutate, expected):
@@ -156,3 +166,50 @@ def test_sections_of_a_later_schema_parse_with_the_same_rules():
         parse_typed(Section, {"bins": [{"edges": [], "enabled": 1}]}, "card.drift")
     with pytest.raises(CardError, match=r"bins\[0\]: missing key\(s\) enabled"):
         parse_typed(Section, {"bins": [{"edges": []}]}, "card.drift")
+
+
+def test_card_carries_drift_references_and_thresholds(trained_model):
+    card = trained_model.card
+    assert [r.feature for r in card.drift] == [*card.feature_names, PREDICTION_DRIFT_NAME]
+    assert card.feature_drift == card.drift[:-1]
+    assert card.prediction_drift.feature == PREDICTION_DRIFT_NAME
+    assert all(1 < r.bin_count <= MAX_BINS for r in card.drift)
+    assert card.thresholds.prediction_low < card.thresholds.prediction_high
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["drift"].pop(), "card: drift: must hold one reference per feature"),
+        (lambda d: d["drift"].reverse(), "card: drift: must hold one reference per feature"),
+        (lambda d: d["drift"][0].update(fractions=[1.0]), "card.drift[0]: CRIM: 9 edges need"),
+        (lambda d: d["drift"][1].update(edges=[2, 1]), "card.drift[1]: ZN: edges must be"),
+        (lambda d: d.pop("thresholds"), "card: missing key(s) thresholds"),
+        (lambda d: d["thresholds"].update(psi_warn=0.5), "card.thresholds: psi_warn: must be"),
+        (lambda d: d["thresholds"].update(high=1), "card.thresholds: unknown key(s) high"),
+        (lambda d: d["thresholds"].pop("prediction_high"), "card.thresholds: missing key(s)"),
+        (
+            lambda d: d["thresholds"].update(drift_min_observations=1.5),
+            "card.thresholds.drift_min_observations: expected an integer, got float",
+        ),
+    ],
+)
+def test_invalid_drift_and_thresholds_are_refused(card_dict, mutate, expected):
+    mutate(card_dict)
+    assert refused(card_dict).startswith(expected)
+
+
+def test_a_hand_edited_threshold_keeps_the_artifact_loadable(trained_model, tmp_path):
+    """Thresholds are policy, not part of the artifact: editing them in the card needs no
+    retraining, and optional thresholds may be left out (their defaults apply)."""
+    for source in (trained_model.artifact_path, trained_model.card_path):
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    card_path = tmp_path / trained_model.card_path.name
+    data = json.loads(card_path.read_text())
+    data["thresholds"] = {"prediction_high": 45, "prediction_low": 8.5, "psi_warn": 0.2}
+    card_path.write_text(json.dumps(data))
+    loaded = load_model(tmp_path / trained_model.artifact_path.name)
+    assert loaded.card.artifact_sha256 == trained_model.card.artifact_sha256
+    assert loaded.card.thresholds == Thresholds(
+        prediction_high=45.0, prediction_low=8.5, psi_warn=0.2
+    )

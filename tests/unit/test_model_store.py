@@ -126,6 +126,7 @@ def test_card_with_feature_names_other_than_the_fit(trained_model, tmp_path):
         trained_model.card,
         model_type="sklearn.linear_model._base.LinearRegression",
         features=tuple(reversed(trained_model.card.features)),
+        drift=(*reversed(trained_model.card.feature_drift), trained_model.card.prediction_drift),
     )
     assert "was fitted on features CRIM," in refusal(write_with_card(estimator, card, tmp_path))
 

@@ -287,7 +287,9 @@ def test_embedded_mode_skips_exemplars_unless_asked(
     try:
         assert telemetry.plan.embedded_metrics
         with telemetry.tracer.start_as_current_span("request"):
-            telemetry.instruments.record_predictions(np.array([20.0]), inference_s=0.001)
+            telemetry.instruments.record_predictions(
+                np.array([[0.1, 0.2]]), np.array([20.0]), inference_s=0.001
+            )
         (point,) = metrics_by_name(reader)["mlapi.prediction.value"].data.data_points
         assert len(point.exemplars) == expected
     finally:

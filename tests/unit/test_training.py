@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 
+from service.cli import main
 from service.dataset import FEATURES, TARGET, content_sha256, load_housing
-from service.model_card import ModelCard
+from service.drift_reference import build_reference
+from service.model_card import PREDICTION_DRIFT_NAME, ModelCard
 from service.model_store import load_model
+from service.thresholds import Thresholds, ThresholdsError
 from service.training import train
 
 
@@ -61,6 +65,7 @@ def test_training_twice_gives_identical_predictions(trained_model, tmp_path):
     assert np.array_equal(first, second)
     assert again.card.holdout == trained_model.card.holdout
     assert again.card.features == trained_model.card.features
+    assert again.card.drift == trained_model.card.drift
 
 
 def test_another_seed_gives_another_split(trained_model, tmp_path):
@@ -88,3 +93,54 @@ def test_bad_inputs_are_refused(tmp_path, data, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train(data(load_housing()), tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())
+
+
+def test_drift_references_come_from_the_training_rows(trained_model):
+    """Features from the training rows; the prediction from the model's predictions on them
+    (why not the holdout: service/training.py's docstring)."""
+    card = trained_model.card
+    values = load_housing()[[*FEATURES, TARGET]].to_numpy(np.float64)
+    train_rows, _ = train_test_split(values, test_size=0.2, random_state=42, shuffle=True)
+    x_train = train_rows[:, :-1]
+    for i, reference in enumerate(card.feature_drift):
+        assert reference == build_reference(FEATURES[i], x_train[:, i])
+    predicted = load_model(trained_model.artifact_path).predict(x_train)
+    assert card.prediction_drift == build_reference(PREDICTION_DRIFT_NAME, predicted)
+
+
+def test_thresholds_default_from_the_training_target_and_take_overrides(tmp_path):
+    result = train(
+        load_housing(),
+        tmp_path,
+        threshold_overrides=["prediction_high=45", "drift_min_observations=100"],
+    )
+    thresholds = result.card.thresholds
+    assert (thresholds.prediction_high, thresholds.drift_min_observations) == (45.0, 100)
+    assert 5 < thresholds.prediction_low < 15  # p5 of MEDV
+    assert thresholds.psi_warn == Thresholds.psi_warn  # the class default
+
+
+def test_a_bad_threshold_override_writes_nothing(tmp_path):
+    with pytest.raises(ThresholdsError, match=r"^nope: unknown threshold$"):
+        train(load_housing(), tmp_path, threshold_overrides=["nope=1"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_mlapi_train_threshold_option(tmp_path, capsys):
+    argv = ["train", "--out", str(tmp_path), "--threshold", "prediction_high=45"]
+    assert main([*argv, "--threshold", "feedback_min_rows=50"]) == 0
+    thresholds = ModelCard.load(tmp_path / "model.card.json").thresholds
+    assert (thresholds.prediction_high, thresholds.feedback_min_rows) == (45.0, 50)
+    capsys.readouterr()
+    assert main([*argv, "--threshold", "psi_warn=0.3"]) == 2
+    assert capsys.readouterr().err == (
+        "mlapi: invalid --threshold: psi_warn: must be > 0 and below psi_critical\n"
+    )
+
+
+def test_a_version_too_long_for_prediction_ids_writes_nothing(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "m"), "--version", "v" * 65]) == 2
+    assert capsys.readouterr().err == (
+        "mlapi: cannot train: version: must be at most 64 bytes (UTF-8)\n"
+    )
+    assert not (tmp_path / "m").exists()
