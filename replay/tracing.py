@@ -64,7 +64,9 @@ def start_tracing(run_id: str, env: Mapping[str, str] | None = None) -> TracerPr
     """Create this run's tracer provider and instrument `requests` with it (process-wide)."""
     env = os.environ if env is None else env
     exporter = _exporter_from_env(env)
-    provider = TracerProvider(resource=Resource.create({"service.name": "replay"}))
+    # "replay" unless OTEL_SERVICE_NAME says otherwise (explicit attributes would override it).
+    service_name = env.get("OTEL_SERVICE_NAME", "").strip() or "replay"
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
 
