@@ -1,0 +1,282 @@
+"""The real path: replay -> service (2 gunicorn workers, OTLP) -> collector -> Prometheus, Jaeger.
+
+Each module run gets its own `service.name`, so the counts it asserts are exactly its own traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from server import ServerProcess
+from stack import Stack, StackError
+
+pytestmark = pytest.mark.e2e
+
+REPLAY_TIMEOUT_S = 120.0
+PIPELINE_TIMEOUT_S = 60.0
+OUTAGE_S = 6.0
+# A count reaches Prometheus within export interval (1 s) + collector batch timeout (1 s) + scrape
+# interval (1 s) of the request: a total unchanged for longer holds every request answered so far.
+SETTLE_S = 5.0
+
+
+def service_env(stack: Stack, trained_model, job: str) -> dict[str, str]:
+    """The service as compose runs it: OTLP to the collector, here with a 1 s export interval."""
+    return {
+        "MLAPI_MODEL_PATH": str(trained_model.artifact_path),
+        "OTEL_SERVICE_NAME": job,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{stack.otlp_grpc_endpoint}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "MLAPI_FEEDBACK_KEY": "e2e-" + "k" * 40,
+    }
+
+
+def client_env(stack: Stack, name: str) -> dict[str, str]:
+    """Replay's own spans go to the same collector, so Jaeger can show the client as parent."""
+    return {
+        **os.environ,
+        "OTEL_SERVICE_NAME": name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{stack.otlp_grpc_endpoint}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
+
+@dataclass(frozen=True)
+class Deployed:
+    service: ServerProcess
+    job: str
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: Stack, trained_model, tmp_path_factory) -> Iterator[Deployed]:
+    job = f"mlapi-e2e-{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("pipeline")
+    process = ServerProcess(
+        root / "service.log",
+        workers=2,
+        env=service_env(stack, trained_model, job),
+    )
+    with process:
+        yield Deployed(process, job)
+
+
+def replay(csv: Path, target: str, report: Path, *args: str, env: dict[str, str]) -> dict:
+    """Run the replay CLI to completion; its JSON report."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "replay",
+            str(csv),
+            "--target",
+            target,
+            "--report",
+            str(report),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=REPLAY_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return json.loads(report.read_text())
+
+
+def total(stack: Stack, selector: str) -> float | None:
+    """The sum over every series of `selector`; None while none is in Prometheus."""
+    result = stack.prom_query(f"sum({selector})")
+    return float(result[0]["value"][1]) if result else None
+
+
+def per_instance(stack: Stack, selector: str) -> dict[str, float]:
+    """The sum per gunicorn worker (`instance` is its service.instance.id)."""
+    result = stack.prom_query(f"sum by (instance) ({selector})")
+    return {series["metric"].get("instance", ""): float(series["value"][1]) for series in result}
+
+
+def wait_for_total(stack: Stack, selector: str, expected: float) -> None:
+    try:
+        stack.wait_for(
+            lambda: total(stack, selector) == expected,
+            timeout=PIPELINE_TIMEOUT_S,
+            what=f"sum({selector}) == {expected}",
+        )
+    except StackError as error:
+        # Read at the deadline, not when the wait began: totals keep catching up during it.
+        pytest.fail(
+            f"{error}; last: {total(stack, selector)}, "
+            f"per instance: {per_instance(stack, selector)}"
+        )
+
+
+def settled_total(stack: Stack, selector: str) -> float:
+    """The total once it has not changed for SETTLE_S: an earlier test's last requests may still
+    be on their way through the pipeline, and a baseline read too early counts them as lost."""
+    last: float | None = None
+    changed_at = time.monotonic()
+
+    def settled() -> bool:
+        nonlocal last, changed_at
+        value = total(stack, selector)
+        if value != last:
+            last, changed_at = value, time.monotonic()
+        return last is not None and time.monotonic() - changed_at >= SETTLE_S
+
+    stack.wait_for(settled, timeout=PIPELINE_TIMEOUT_S, what=f"sum({selector}) to settle")
+    assert last is not None
+    return last
+
+
+def span_names(trace: dict) -> dict[str, dict]:
+    return {span["operationName"]: span for span in trace["spans"]}
+
+
+def test_every_request_and_row_is_counted_once(
+    stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
+) -> None:
+    report = replay(
+        trained_model.holdout_path,
+        deployed.service.url,
+        tmp_path / "report.json",
+        "--rate=40",
+        "--count=60",
+        "--loop",
+        "--batch-size=3",
+        env=client_env(stack, "replay-e2e"),
+    )
+    assert report["sent"] == report["succeeded"] == 60
+    job = f'job="{deployed.job}"'
+    wait_for_total(
+        stack, f'http_server_request_duration_seconds_count{{{job}, http_route="/predict"}}', 60
+    )
+    wait_for_total(stack, f'mlapi_prediction_rows_total{{{job}, outcome="ok"}}', 180)
+    instances = stack.prom_query(f"count by (instance) (mlapi_prediction_rows_total{{{job}}})")
+    assert len(instances) == 2, "both gunicorn workers export their own series"
+
+
+def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) -> None:
+    job = f'job="{deployed.job}"'
+    for histogram in (
+        f'http_server_request_duration_seconds_bucket{{{job}, http_route="/predict"}}',
+        f"mlapi_prediction_value_bucket{{{job}}}",
+    ):
+        exemplars = stack.wait_for(
+            lambda h=histogram: [
+                e for series in stack.prom_exemplars(h) for e in series["exemplars"]
+            ],
+            timeout=PIPELINE_TIMEOUT_S,
+            what=f"exemplars on {histogram}",
+        )
+        trace_id = exemplars[-1]["labels"]["trace_id"]
+        trace = stack.wait_for(
+            lambda t=trace_id: stack.jaeger_trace(t),
+            timeout=PIPELINE_TIMEOUT_S,
+            what=f"trace {trace_id} in Jaeger",
+        )
+        names = span_names(trace)
+        assert "POST /predict" in names and "model.predict" in names, sorted(names)
+
+
+def test_span_metrics_cover_the_model_span_with_exemplars(stack: Stack, deployed: Deployed) -> None:
+    selector = f'service_name="{deployed.job}", span_name="model.predict"'
+    calls = stack.wait_for(
+        lambda: total(stack, f"traces_span_metrics_calls_total{{{selector}}}"),
+        timeout=PIPELINE_TIMEOUT_S,
+        what="span metrics of model.predict",
+    )
+    assert calls > 0
+    exemplars = stack.wait_for(
+        lambda: stack.prom_exemplars(
+            f"traces_span_metrics_duration_milliseconds_bucket{{{selector}}}"
+        ),
+        timeout=PIPELINE_TIMEOUT_S,
+        what="span-metric exemplars",
+    )
+    assert exemplars[0]["exemplars"][0]["labels"]["trace_id"]
+
+
+def test_client_span_is_the_parent_of_the_server_span(
+    stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
+) -> None:
+    report = replay(
+        trained_model.holdout_path,
+        deployed.service.url,
+        tmp_path / "report.json",
+        "--rate=20",
+        "--count=5",
+        env=client_env(stack, "replay-parent"),
+    )
+    trace_id = report["slowest_trace_ids"][0]
+    trace = stack.wait_for(
+        lambda: (t := stack.jaeger_trace(trace_id)) and len(t["spans"]) >= 4 and t,
+        timeout=PIPELINE_TIMEOUT_S,
+        what=f"client and server spans of {trace_id}",
+    )
+    services = {pid: p["serviceName"] for pid, p in trace["processes"].items()}
+    by_id = {span["spanID"]: span for span in trace["spans"]}
+    server = span_names(trace)["POST /predict"]
+    parents = [ref["spanID"] for ref in server["references"] if ref["refType"] == "CHILD_OF"]
+    assert len(parents) == 1 and parents[0] in by_id
+    assert services[by_id[parents[0]]["processID"]] == "replay-parent"
+    assert services[server["processID"]] == deployed.job
+
+
+def test_collector_outage_loses_no_request(
+    stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
+) -> None:
+    predicted = f'mlapi_prediction_rows_total{{job="{deployed.job}", outcome="ok"}}'
+    before = settled_total(stack, predicted)
+    report_path = tmp_path / "report.json"
+    # 20 s at 25 req/s; the collector is down for a stretch in the middle.
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "replay",
+            str(trained_model.holdout_path),
+            "--target",
+            deployed.service.url,
+            "--rate=25",
+            "--duration=20",
+            "--loop",
+            "--report",
+            str(report_path),
+        ],
+        env=client_env(stack, "replay-outage"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Only this run's rows can move the settled total: the outage starts with traffic flowing.
+        stack.wait_for(
+            lambda: (total(stack, predicted) or 0.0) > before,
+            PIPELINE_TIMEOUT_S,
+            what=f"sum({predicted}) > {before}",
+        )
+        stack.stop_collector()
+        time.sleep(OUTAGE_S)
+        stack.start_collector()
+        _, stderr = run.communicate(timeout=REPLAY_TIMEOUT_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["failed"] == 0 and set(report["status_counts"]) == {"200"}, report
+    # Counters are cumulative in the SDK: once the collector is back, the totals catch up fully.
+    wait_for_total(stack, predicted, before + report["sent"])
