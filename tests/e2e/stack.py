@@ -233,13 +233,59 @@ class WebhookSink:
         return [alert for payload in list(self.payloads) for alert in payload.get("alerts", [])]
 
 
-class Stack:
+class StackQueries:
+    """Prometheus and Jaeger queries, for any running stack that sets these two URLs."""
+
+    prometheus_url: str
+    jaeger_query_url: str
+
+    def prom_api(self, path: str, **params: str) -> Any:
+        """GET a Prometheus HTTP API path; returns its `data` (raises unless status is success)."""
+        query = urllib.parse.urlencode(params)
+        body = http_get_json(f"{self.prometheus_url}/api/v1/{path}?{query}")
+        if body.get("status") != "success":
+            raise StackError(f"Prometheus {path} {params}: {body}")
+        return body["data"]
+
+    def prom_query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query: the result vector (list of {metric: {...}, value: [ts, "v"]})."""
+        return self.prom_api("query", query=expr)["result"]
+
+    def prom_exemplars(self, expr: str, window_s: float = 600.0) -> list[dict[str, Any]]:
+        """Exemplars of the series selected by `expr` over the last `window_s` seconds."""
+        now = time.time()
+        return self.prom_api(
+            "query_exemplars", query=expr, start=f"{now - window_s:.3f}", end=f"{now:.3f}"
+        )
+
+    def jaeger_trace(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace with this (hex) id from Jaeger's query API, or None if not stored."""
+        status, body = http_get(f"{self.jaeger_query_url}/api/traces/{trace_id}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise StackError(f"Jaeger /api/traces/{trace_id} -> {status}: {body[:300]!r}")
+        data = json.loads(body).get("data") or []
+        return data[0] if data else None
+
+    @staticmethod
+    def wait_for(
+        predicate: Callable[[], T], timeout: float, interval: float = 0.5, what: str = "condition"
+    ) -> T:
+        return wait_for(predicate, timeout, interval, what)
+
+
+class Stack(StackQueries):
     """The collector, Prometheus, Alertmanager and Jaeger on free 127.0.0.1 ports.
 
     Endpoints are plain attributes; add another program (e.g. the service) with `add_process`.
     """
 
-    def __init__(self, workdir: Path, binaries: Mapping[str, Path]) -> None:
+    def __init__(
+        self, workdir: Path, binaries: Mapping[str, Path], rules_dir: Path | None = None
+    ) -> None:
+        """`rules_dir`: the Prometheus rule files to load (default: the repo's); a test may
+        pass a rendering of them with shorter windows."""
         self.workdir = workdir
         self.binaries = dict(binaries)
         self.processes: dict[str, ManagedProcess] = {}
@@ -302,8 +348,8 @@ class Stack:
                 "jaeger:8888": f"127.0.0.1:{jaeger_telemetry_port}",
                 "alertmanager:9093": f"127.0.0.1:{alertmanager_port}",
                 "localhost:9090": f"127.0.0.1:{prometheus_port}",
-                # The rendered copy lives elsewhere: point at the repo's rules explicitly.
-                "- rules/*.yml": f"- {PROMETHEUS_CONFIG.parent / 'rules'}/*.yml",
+                # The rendered copy lives elsewhere: point at the rules explicitly.
+                "- rules/*.yml": f"- {rules_dir or PROMETHEUS_CONFIG.parent / 'rules'}/*.yml",
                 "scrape_interval: 15s": f"scrape_interval: {TEST_SCRAPE_INTERVAL}",
                 "scrape_interval: 5s": f"scrape_interval: {TEST_SCRAPE_INTERVAL}",
                 "evaluation_interval: 15s": f"evaluation_interval: {TEST_SCRAPE_INTERVAL}",
@@ -403,40 +449,3 @@ class Stack:
             parts.append(f"===== {process.name} ({process.log_path.name}) =====")
             parts.append(process.log_tail())
         return "\n".join(parts)
-
-    # --- queries -----------------------------------------------------------------------------
-
-    def prom_api(self, path: str, **params: str) -> Any:
-        """GET a Prometheus HTTP API path; returns its `data` (raises unless status is success)."""
-        query = urllib.parse.urlencode(params)
-        body = http_get_json(f"{self.prometheus_url}/api/v1/{path}?{query}")
-        if body.get("status") != "success":
-            raise StackError(f"Prometheus {path} {params}: {body}")
-        return body["data"]
-
-    def prom_query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query: the result vector (list of {metric: {...}, value: [ts, "v"]})."""
-        return self.prom_api("query", query=expr)["result"]
-
-    def prom_exemplars(self, expr: str, window_s: float = 600.0) -> list[dict[str, Any]]:
-        """Exemplars of the series selected by `expr` over the last `window_s` seconds."""
-        now = time.time()
-        return self.prom_api(
-            "query_exemplars", query=expr, start=f"{now - window_s:.3f}", end=f"{now:.3f}"
-        )
-
-    def jaeger_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace with this (hex) id from Jaeger's query API, or None if not stored."""
-        status, body = http_get(f"{self.jaeger_query_url}/api/traces/{trace_id}")
-        if status == 404:
-            return None
-        if status != 200:
-            raise StackError(f"Jaeger /api/traces/{trace_id} -> {status}: {body[:300]!r}")
-        data = json.loads(body).get("data") or []
-        return data[0] if data else None
-
-    @staticmethod
-    def wait_for(
-        predicate: Callable[[], T], timeout: float, interval: float = 0.5, what: str = "condition"
-    ) -> T:
-        return wait_for(predicate, timeout, interval, what)

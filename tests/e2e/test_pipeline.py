@@ -6,7 +6,6 @@ Each module run gets its own `service.name`, so the counts it asserts are exactl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,41 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay
 from server import ServerProcess
 from stack import Stack, StackError
 
 pytestmark = pytest.mark.e2e
 
-REPLAY_TIMEOUT_S = 120.0
 PIPELINE_TIMEOUT_S = 60.0
 OUTAGE_S = 6.0
 # A count reaches Prometheus within export interval (1 s) + collector batch timeout (1 s) + scrape
 # interval (1 s) of the request: a total unchanged for longer holds every request answered so far.
 SETTLE_S = 5.0
-
-
-def service_env(stack: Stack, trained_model, job: str) -> dict[str, str]:
-    """The service as compose runs it: OTLP to the collector, here with a 1 s export interval."""
-    return {
-        "MLAPI_MODEL_PATH": str(trained_model.artifact_path),
-        "OTEL_SERVICE_NAME": job,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{stack.otlp_grpc_endpoint}",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "MLAPI_FEEDBACK_KEY": "e2e-" + "k" * 40,
-    }
-
-
-def client_env(stack: Stack, name: str) -> dict[str, str]:
-    """Replay's own spans go to the same collector, so Jaeger can show the client as parent."""
-    return {
-        **os.environ,
-        "OTEL_SERVICE_NAME": name,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{stack.otlp_grpc_endpoint}",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-    }
 
 
 @dataclass(frozen=True)
@@ -63,37 +38,9 @@ class Deployed:
 def deployed(stack: Stack, trained_model, tmp_path_factory) -> Iterator[Deployed]:
     job = f"mlapi-e2e-{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("pipeline")
-    process = ServerProcess(
-        root / "service.log",
-        workers=2,
-        env=service_env(stack, trained_model, job),
-    )
+    process = deploy(stack, trained_model.artifact_path, job, root / "service.log")
     with process:
         yield Deployed(process, job)
-
-
-def replay(csv: Path, target: str, report: Path, *args: str, env: dict[str, str]) -> dict:
-    """Run the replay CLI to completion; its JSON report."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "replay",
-            str(csv),
-            "--target",
-            target,
-            "--report",
-            str(report),
-            *args,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=REPLAY_TIMEOUT_S,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return json.loads(report.read_text())
 
 
 def total(stack: Stack, selector: str) -> float | None:
