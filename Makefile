@@ -5,13 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 COMPOSE_BIN = $(VENV)/lib/python3.11/site-packages/compose/docker-compose
 
-.PHONY: help venv lint stack-bin test unit integration e2e compose-check clean
+.PHONY: help venv lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
 
 help:
 	@echo "make test          lint + unit + integration + e2e (builds the stack binaries if needed)"
 	@echo "make unit|integration|e2e   one suite"
 	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger"
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
+	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
+	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder"
 
 $(BIN)/pytest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +46,19 @@ compose-check: venv
 test: venv lint compose-check
 	.ci/stack-bin >/dev/null
 	$(BIN)/pytest tests
+
+bench: venv
+	.ci/stack-bin >/dev/null
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.run
+
+bench-quick: venv
+	.ci/stack-bin >/dev/null
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.run --quick
+
+dashboards: venv
+	$(BIN)/python observability/grafana/build_dashboards.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

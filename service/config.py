@@ -34,12 +34,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # gthread threads per worker. The GIL serialises the Python and model work (scikit-learn's
-    # tree prediction keeps it), so threads mostly overlap socket I/O; but a thread busy with a
-    # slow upload or a 10,000-row batch must not stall probes and small requests. Measured with
-    # bench/predict_bench.py (1 worker, wrk -c8, busy 2-core host): 1 to 8 threads all land at
-    # 850-1000 req/s, order changing run to run; 16 is slower with a fatter tail (GIL convoys).
-    # 4 is the middle of that plateau with headroom for slow clients.
+    # gthread threads per worker (1 = sync worker). The GIL serialises the Python and model work,
+    # so threads mostly overlap socket I/O. Telemetry off, 1-8 threads land within noise; telemetry
+    # on, `python -m bench.run --sweep` measured a sync worker 1.6x faster than 4 threads. 4 stays
+    # the default so a slow upload or a 10,000-row batch cannot stall probes and small requests;
+    # behind a buffering proxy, MLAPI_THREADS=1 gives more throughput.
     threads: int = 4
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 10_000

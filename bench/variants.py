@@ -1,0 +1,162 @@
+"""The servers under comparison, all on 127.0.0.1, managed by the e2e harness's Stack
+(tests/e2e/stack.py): the real collector (+ Jaeger behind it) with the shipped configs, our
+service under gunicorn in each telemetry mode and layout, the seed-equivalent and MLServer.
+
+Servers are started once and left idle between measurements, so that interleaved runs
+(A B A B ...) need no restarts; an idle server costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from bench import peer_mlserver
+from tests.e2e.stack import ManagedProcess, Stack, free_ports
+from tests.integration.server import mlapi_command
+
+HOST = "127.0.0.1"
+SERVER_READY_TIMEOUT_S = 180.0
+# After the collector comes back: the service's trace exporter pauses 5 s after a failure
+# (service.telemetry.TRACE_EXPORT_PAUSE_S) and gRPC reconnects with back-off; measure "up" only
+# once exports flow again.
+COLLECTOR_SETTLE_S = 8.0
+STOPPED_SETTLE_S = 1.0
+
+
+class Telemetry(Enum):
+    OFF = "off"  # OTEL_SDK_DISABLED=true
+    OTLP = "otlp"  # metrics + 100 % sampled traces to the collector, as docker compose runs it
+    EMBEDDED = "embedded"  # the default without a collector: /metrics in-process (1 worker)
+
+
+@dataclass(frozen=True)
+class Layout:
+    workers: int
+    threads: int
+
+    @classmethod
+    def parse(cls, text: str) -> Layout:
+        workers, threads = (int(n) for n in text.lower().split("x"))
+        return cls(workers, threads)
+
+    def __str__(self) -> str:
+        return f"{self.workers}x{self.threads}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send load, and the process tree to charge its CPU and memory to."""
+
+    name: str
+    url: str
+    body: Path
+    process: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        assert self.process.popen is not None
+        return self.process.popen.pid
+
+
+class Servers:
+    """Starts servers inside one Stack; `stop()` stops them all, last started first."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    @property
+    def collector(self) -> ManagedProcess:
+        return self.stack.processes["otelcol"]
+
+    def start_collector(self) -> None:
+        """Jaeger (the collector's trace destination) and the collector, shipped configs."""
+        if not self.stack.processes["jaeger"].running:
+            self.stack.processes["jaeger"].start()
+        self.collector.start()
+
+    def stop_collector(self) -> None:
+        self.stack.stop_collector()
+        time.sleep(STOPPED_SETTLE_S)
+
+    def restart_collector(self) -> None:
+        self.collector.start()
+        time.sleep(COLLECTOR_SETTLE_S)
+
+    def ours(
+        self,
+        name: str,
+        model: Path,
+        layout: Layout,
+        telemetry: Telemetry,
+        body: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> Endpoint:
+        """`mlapi serve`; `extra_env` (e.g. OTEL_* settings under trial) goes on top, with
+        `{otlp_grpc}` / `{otlp_http}` replaced by the collector's endpoints."""
+        (port,) = free_ports(1)
+        env = {"MLAPI_MODEL_PATH": str(model), "OTEL_SERVICE_NAME": "mlapi"}
+        if telemetry is Telemetry.OFF:
+            env["OTEL_SDK_DISABLED"] = "true"
+        elif telemetry is Telemetry.OTLP:
+            env |= {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{self.stack.otlp_grpc_endpoint}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                # The SDK default, spelled out: every request is traced (no caller decides).
+                "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            }
+        # Trials may name the collector's endpoints, which are only known once it runs.
+        endpoints = {
+            "{otlp_grpc}": f"http://{self.stack.otlp_grpc_endpoint}",
+            "{otlp_http}": self.stack.otlp_http_endpoint,
+        }
+        for key, value in (extra_env or {}).items():
+            for placeholder, endpoint in endpoints.items():
+                value = value.replace(placeholder, endpoint)
+            env[key] = value
+        argv = [
+            *mlapi_command(),
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(layout.workers),
+            "--threads",
+            str(layout.threads),
+        ]
+        base = f"http://{HOST}:{port}"
+        process = self.stack.add_process(
+            name, argv, f"{base}/readyz", env, timeout=SERVER_READY_TIMEOUT_S
+        )
+        return Endpoint(name, f"{base}/predict", body, process)
+
+    def seed(self, name: str, python: str, body: Path) -> Endpoint:
+        (port,) = free_ports(1)
+        argv = [python, "-m", "bench.seed_baseline", "--host", HOST, "--port", str(port)]
+        base = f"http://{HOST}:{port}"
+        # The seed has no health route; its /metrics app answers once the forest is fitted.
+        process = self.stack.add_process(
+            name, argv, f"{base}/metrics", timeout=SERVER_READY_TIMEOUT_S
+        )
+        return Endpoint(name, f"{base}/predict", body, process)
+
+    def peer(self, name: str, estimator: object, workers: int, body: Path) -> Endpoint:
+        env_dir = peer_mlserver.peer_env()
+        ports = tuple(free_ports(3))
+        repo_dir = self.stack.workdir / name
+        peer_mlserver.write_repository(estimator, repo_dir, ports, workers)  # type: ignore[arg-type]
+        base = f"http://{HOST}:{ports[0]}"
+        process = self.stack.add_process(
+            name,
+            peer_mlserver.peer_argv(env_dir, repo_dir),
+            f"{base}{peer_mlserver.ready_path()}",
+            timeout=SERVER_READY_TIMEOUT_S,
+        )
+        return Endpoint(name, f"{base}{peer_mlserver.infer_path()}", body, process)
+
+    def stop(self) -> None:
+        self.stack.stop()
