@@ -1,5 +1,9 @@
 """Fixtures for the e2e suite: one real stack per test session, the real service under it, and
-traffic through both; the stack's logs in every failure report."""
+traffic through both; the stack's logs in every failure report.
+
+MLAPI_E2E_STACK=compose runs the same tests against a running `docker compose up` (see
+compose_stack.py); tests marked `binaries_only` are deselected there, with their reason shown.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from compose_stack import COMPOSE_MODE, ComposeService, ComposeStack, stack_mode
 from deployment import client_env, deploy, replay
 from server import ServerProcess
 from stack import Stack, StackError, locate_binaries
@@ -15,6 +20,42 @@ from stack import Stack, StackError, locate_binaries
 # The service name the dashboards and the Jaeger panels are written for.
 SERVICE_JOB = "mlapi"
 TRAFFIC_TIMEOUT_S = 60.0
+DESELECTED_REASONS = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        stack_mode()
+    except StackError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.addinivalue_line(
+        "markers",
+        "binaries_only(reason): needs what only the binaries stack gives (own programs, rendered "
+        "test configs, the webhook sink); deselected with MLAPI_E2E_STACK=compose",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In compose mode, deselect `binaries_only` tests (the binaries mode runs everything)."""
+    if stack_mode() != COMPOSE_MODE:
+        return
+    deselected = [item for item in items if item.get_closest_marker("binaries_only")]
+    config.stash[DESELECTED_REASONS] = [
+        f"{item.nodeid}: {item.get_closest_marker('binaries_only').kwargs['reason']}"
+        for item in deselected
+    ]
+    items[:] = [item for item in items if item not in deselected]
+    config.hook.pytest_deselected(items=deselected)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    reasons = config.stash.get(DESELECTED_REASONS, [])
+    if reasons:
+        terminalreporter.section("deselected in compose mode (binaries_only)")
+        for line in reasons:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +66,14 @@ def stack_binaries() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def stack(
-    stack_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """Collector, Prometheus, Alertmanager and Jaeger running on free 127.0.0.1 ports."""
-    running = Stack(tmp_path_factory.mktemp("stack"), stack_binaries)
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack | ComposeStack]:
+    """Collector, Prometheus, Alertmanager and Jaeger running on free 127.0.0.1 ports; in
+    compose mode, the running compose stack (no binaries needed)."""
+    if stack_mode() == COMPOSE_MODE:
+        running: Stack | ComposeStack = ComposeStack()
+    else:
+        running = Stack(tmp_path_factory.mktemp("stack"), request.getfixturevalue("stack_binaries"))
     try:
         running.start()
         yield running
@@ -38,9 +83,13 @@ def stack(
 
 @pytest.fixture(scope="session")
 def mlapi_service(
-    stack: Stack, trained_model, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """The real service (2 gunicorn workers) exporting OTLP to the session stack as `mlapi`."""
+    stack: Stack | ComposeStack, trained_model, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess | ComposeService]:
+    """The real service (2 gunicorn workers) exporting OTLP to the session stack as `mlapi`; in
+    compose mode, compose's `api`."""
+    if isinstance(stack, ComposeStack):
+        yield stack.service
+        return
     log_path = tmp_path_factory.mktemp("mlapi") / "service.log"
     with deploy(stack, trained_model.artifact_path, SERVICE_JOB, log_path) as process:
         yield process
@@ -146,6 +195,6 @@ def pytest_runtest_makereport(
     """Attach every stack program's log tail to the report of a failed e2e test."""
     report = yield
     running = getattr(item, "funcargs", {}).get("stack")
-    if report.failed and isinstance(running, Stack):
+    if report.failed and isinstance(running, Stack | ComposeStack):
         report.sections.append(("stack logs", running.log_report()))
     return report

@@ -25,7 +25,12 @@ from stack import PROMETHEUS_CONFIG, Stack, StackError
 
 from service.training import ARTIFACT_NAME, HOLDOUT_NAME
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.binaries_only(
+        reason="starts its own stack with short test rule windows and a webhook sink"
+    ),
+]
 
 RULES_DIR = PROMETHEUS_CONFIG.parent / "rules"
 # Test rendering of the rules: every range window maps to a short one; an unmapped window fails.

