@@ -107,7 +107,6 @@ def test_every_request_and_row_is_counted_once(
     rows = f'mlapi_prediction_rows_total{{{job}, outcome="ok"}}'
     requests_before = settled_total(stack, requests, deployed.settle_s)
     rows_before = settled_total(stack, rows, deployed.settle_s)
-    rows_before_by_worker = per_instance(stack, rows)
     report = replay(
         trained_model.holdout_path,
         deployed.service.url,
@@ -121,12 +120,9 @@ def test_every_request_and_row_is_counted_once(
     assert report["sent"] == report["succeeded"] == 60
     wait_for_total(stack, requests, requests_before + 60)
     wait_for_total(stack, rows, rows_before + 180)
-    moved = {
-        worker
-        for worker, value in per_instance(stack, rows).items()
-        if value > rows_before_by_worker.get(worker, 0.0)
-    }
-    assert len(moved) == 2, "both gunicorn workers export their own series"
+    # Each worker exports its own series from start-up (counters are created at 0), so the exact
+    # total above is a sum over both, whichever worker keep-alive pinned replay's connections to.
+    assert len(per_instance(stack, rows)) >= 2, "every gunicorn worker exports its own series"
 
 
 def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) -> None:
