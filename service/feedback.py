@@ -21,6 +21,7 @@ from service.payload import (
     KEY_PREVIEW_CHARS,
     MAX_DETAILS,
     check_row_count,
+    join_field,
     json_type,
     value_problem,
 )
@@ -77,7 +78,7 @@ def parse_feedback(document: Any, verify: Verify, max_items: int) -> FeedbackBat
             try:
                 claim = verify(item["id"])
             except InvalidFeedbackToken as invalid:
-                field = _join(item_path, "id")
+                field = join_field(item_path, "id")
                 detail = Detail(field, ID_PROBLEMS[invalid.reason], "invalid_prediction_id", row)
                 item_problems.append((detail, invalid.reason))
         if not item_problems:
@@ -124,15 +125,16 @@ def _item_problems(item: Any, path: str, row: int | None) -> Iterator[tuple[Deta
         return
     for key in ITEM_KEYS:
         if key not in item:
-            yield Detail(_join(path, key), "is required", "missing_field", row), "missing_field"
+            detail = Detail(join_field(path, key), "is required", "missing_field", row)
+            yield detail, "missing_field"
     for key in islice((k for k in item if k not in ITEM_KEYS), MAX_DETAILS):
-        field = _join(path, _key_preview(key))
+        field = join_field(path, _key_preview(key))
         yield (
             Detail(field, "is not a member of a feedback item", "unknown_field", row),
             ("unknown_field"),
         )
     if "actual" in item and (problem := value_problem(item["actual"])) is not None:
-        yield Detail(_join(path, "actual"), problem, "invalid_value", row), "invalid_actual"
+        yield Detail(join_field(path, "actual"), problem, "invalid_value", row), "invalid_actual"
 
 
 def _refuse(detail: Detail) -> None:
@@ -142,7 +144,3 @@ def _refuse(detail: Detail) -> None:
 def _key_preview(key: str) -> str:
     """An over-long client key is never echoed in full."""
     return key if len(key) <= KEY_PREVIEW_CHARS else key[:KEY_PREVIEW_CHARS] + "..."
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name

@@ -185,7 +185,7 @@ class PayloadParser:
                 yield Detail(path, f"must be an object, got {json_type(row)}", "invalid_body", i)
                 continue
             for name in self._names:
-                field = _join(path, name)
+                field = join_field(path, name)
                 if name not in row:
                     yield Detail(field, "is required", "missing_field", i, name)
                 elif (problem := value_problem(row[name])) is not None:
@@ -197,11 +197,11 @@ class PayloadParser:
     def _unknown_key(self, path: str, key: str, row: int | None) -> Detail:
         limit = self._limits.max_key_length
         if len(key) > limit:
-            shown = _join(path, key[:KEY_PREVIEW_CHARS] + "...")
+            shown = join_field(path, key[:KEY_PREVIEW_CHARS] + "...")
             problem = f"key has {len(key)} characters; the limit is {limit}"
             return Detail(shown, problem, "key_too_long", row)
         # feature stays None: an arbitrary client key must never become a metric attribute.
-        return Detail(_join(path, key), "is not a feature of this model", "unknown_field", row)
+        return Detail(join_field(path, key), "is not a feature of this model", "unknown_field", row)
 
 
 def load_json(body: bytes, max_json_depth: int) -> Any:
@@ -243,7 +243,7 @@ def _value_problems(
         if problem is not None:
             i, j = divmod(k, width)
             name = columns[j]
-            yield Detail(_join(row_path(i), name), problem, "invalid_value", i, name)
+            yield Detail(join_field(row_path(i), name), problem, "invalid_value", i, name)
 
 
 def _split_row_problems(data: list[Any], width: int) -> Iterator[Detail]:
@@ -306,7 +306,8 @@ def _data_path(i: int) -> str:
     return f"data[{i}]"
 
 
-def _join(path: str, name: str) -> str:
+def join_field(path: str, name: str) -> str:
+    """`records[3]` + `RM` -> `records[3].RM`; a top-level name stays bare."""
     return f"{path}.{name}" if path else name
 
 

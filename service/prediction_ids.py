@@ -8,8 +8,6 @@ import logging
 import time
 from collections.abc import Mapping
 
-import numpy as np
-
 from service.config import ConfigError
 from service.feedback_token import KEY_ENV, FeedbackSigner, resolve_keys
 
@@ -35,7 +33,7 @@ def feedback_signer(environ: Mapping[str, str]) -> FeedbackSigner:
 
 
 def prediction_ids(
-    signer: FeedbackSigner, predictions: np.ndarray, model_version: str
+    signer: FeedbackSigner, predictions: list[float], model_version: str
 ) -> list[str]:
     """One id per prediction, in row order, carrying the prediction, version and issue time."""
-    return signer.sign_many(predictions.tolist(), model_version, int(time.time()))
+    return signer.sign_many(predictions, model_version, int(time.time()))

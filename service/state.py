@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 
 from service.config import Settings
+from service.errors import ApiError
 from service.feedback_token import FeedbackSigner
 from service.model_store import LoadedModel
 from service.payload import PayloadParser
@@ -25,6 +26,11 @@ class ServiceState:
     signer: FeedbackSigner
     # Set once the warm-up prediction at start has succeeded; /readyz and /predict depend on it.
     ready: bool = False
+
+    def require_ready(self) -> None:
+        """503 `model_not_ready` unless the warm-up prediction at start succeeded."""
+        if not self.ready:
+            raise ApiError("model_not_ready", "the model failed its warm-up prediction")
 
     @property
     def model_ref(self) -> dict[str, str]:

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint
 
-from service.errors import ApiError
 from service.state import service_state
 
 health = Blueprint("health", __name__)
@@ -22,6 +21,5 @@ def healthz() -> dict[str, Any]:
 def readyz() -> dict[str, Any]:
     """200 only when the model is loaded and its warm-up prediction at start succeeded."""
     state = service_state()
-    if not state.ready:
-        raise ApiError("model_not_ready", "the model failed its warm-up prediction")
+    state.require_ready()
     return {"status": "ready", "model": state.model_ref}

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint
 
-from service.errors import ApiError
 from service.prediction_ids import prediction_ids
 from service.prediction_telemetry import prediction_telemetry
 from service.request_body import read_body, require_json
@@ -19,16 +18,16 @@ predict = Blueprint("predict", __name__)
 @predict.post("/predict")
 def predict_rows() -> dict[str, Any]:
     state = service_state()
+    # Before reading the body: a process that cannot predict does no work for the request.
+    state.require_ready()
     observed = prediction_telemetry()
     with observed.validation():
         require_json()
         body = read_body(state.settings.max_body_bytes)
         features = state.parser.parse(body)
-    if not state.ready:
-        raise ApiError("model_not_ready", "the model failed its warm-up prediction")
-    predictions = observed.predict(state.model, features)
+    predictions = observed.predict(state.model, features).tolist()
     response = {
-        "predictions": predictions.tolist(),
+        "predictions": predictions,
         "ids": prediction_ids(state.signer, predictions, state.model.card.version),
         "model": state.model_ref,
     }
