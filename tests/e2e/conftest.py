@@ -171,7 +171,8 @@ def stack_with_traffic(
         try:
             stack.wait_for(
                 lambda: not instances_missing_traffic(stack, SERVICE_JOB),
-                ROUND_SETTLE_S,
+                # Compose exports every 10 s: a round must wait for its own data to arrive.
+                max(ROUND_SETTLE_S, getattr(stack, "settle_s", 0.0)),
                 what="traffic on every worker",
             )
             break

@@ -313,7 +313,6 @@ class Stack(StackQueries):
         self.alertmanager_url = f"http://127.0.0.1:{alertmanager_port}"
         self.jaeger_query_url = f"http://127.0.0.1:{jaeger_query_port}"
         self.jaeger_otlp_endpoint = f"127.0.0.1:{jaeger_otlp_port}"
-        self.jaeger_metrics_url = f"http://127.0.0.1:{jaeger_telemetry_port}/metrics"
         self.webhook_url = f"http://127.0.0.1:{webhook_port}/alerts"
         self.webhook = WebhookSink(webhook_port)
         self.rendered_dir = workdir / "config"
