@@ -50,20 +50,15 @@ def deploy(stack: Stack, model_path: Path, job: str, log_path: Path) -> ServerPr
     return ServerProcess(log_path, workers=WORKERS, env=service_env(stack, model_path, job))
 
 
+def replay_command(csv: Path, target: str, *args: str) -> list[str]:
+    """The replay CLI of this interpreter, replaying `csv` against `target`."""
+    return [sys.executable, "-m", "replay", str(csv), "--target", target, *args]
+
+
 def replay(csv: Path, target: str, report: Path, *args: str, env: dict[str, str]) -> dict:
     """Run the replay CLI to completion; its JSON report."""
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "replay",
-            str(csv),
-            "--target",
-            target,
-            "--report",
-            str(report),
-            *args,
-        ],
+        replay_command(csv, target, "--report", str(report), *args),
         env=env,
         capture_output=True,
         text=True,

@@ -142,6 +142,20 @@ def wait_for(
         time.sleep(interval)
 
 
+def stop_process(
+    popen: subprocess.Popen, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S
+) -> None:
+    """Signal a still-running process, wait for it, and kill it if it outlives `timeout`."""
+    if popen.poll() is not None:
+        return
+    popen.send_signal(signum)
+    try:
+        popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=timeout)
+
+
 @dataclass
 class ManagedProcess:
     """One program of the stack, logging to its own file."""
@@ -181,14 +195,8 @@ class ManagedProcess:
         return status == 200
 
     def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=STOP_TIMEOUT_S)
+        if self.popen is not None:
+            stop_process(self.popen)
 
     @property
     def running(self) -> bool:

@@ -12,16 +12,15 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay
+from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
 from server import mlapi_command
-from stack import PROMETHEUS_CONFIG, Stack, StackError
+from stack import PROMETHEUS_CONFIG, Stack, StackError, stop_process
 
 from service.training import ARTIFACT_NAME, HOLDOUT_NAME
 
@@ -71,7 +70,6 @@ EXPECTED_FIRING = {
 ARMED_S = 10  # the drift alerts must have been armed (enough observations) at least this long
 PIPELINE_TIMEOUT_S = 60.0
 ALERT_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 10.0
 
 
 def render_test_rules(target: Path) -> Path:
@@ -216,17 +214,13 @@ def test_drifted_replay_fires_drift_and_threshold_alerts_to_the_webhook(
     # In the background until the alerts arrived: they must fire on drift that is still going on.
     with log_path.open("wb") as log:
         run = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "replay",
-                str(deployed.holdout),
-                "--target",
+            replay_command(
+                deployed.holdout,
                 deployed.url,
                 *TRAFFIC,
                 *shifts,
                 f"--duration={2 * ALERT_TIMEOUT_S + PIPELINE_TIMEOUT_S:.0f}",
-            ],
+            ),
             env=client_env(stack, "replay-drifted"),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -255,10 +249,5 @@ def test_drifted_replay_fires_drift_and_threshold_alerts_to_the_webhook(
             )
         assert run.poll() is None, f"the drifted replay ended early: {log_path.read_text()[-2000:]}"
     finally:
-        if run.poll() is None:
-            run.send_signal(signal.SIGINT)
-            try:
-                run.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                run.kill()
-                run.wait(timeout=STOP_TIMEOUT_S)
+        # SIGINT: replay writes its report and summary before exiting.
+        stop_process(run, signal.SIGINT)

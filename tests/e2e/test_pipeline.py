@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from compose_stack import ComposeService, ComposeStack
-from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay
+from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
 from server import ServerProcess
 from stack import Stack, StackError
 
@@ -200,19 +199,14 @@ def test_collector_outage_loses_no_request(
     report_path = tmp_path / "report.json"
     # 20 s at 25 req/s; the collector is down for a stretch in the middle.
     run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replay",
-            str(trained_model.holdout_path),
-            "--target",
+        replay_command(
+            trained_model.holdout_path,
             deployed.service.url,
             "--rate=25",
             "--duration=20",
             "--loop",
-            "--report",
-            str(report_path),
-        ],
+            f"--report={report_path}",
+        ),
         env=client_env(stack, "replay-outage"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
