@@ -34,7 +34,6 @@ ID_PROBLEMS = {
     "bad_signature": "bad_signature: not signed with this service's feedback key",
     "expired": "expired: older than MLAPI_FEEDBACK_MAX_AGE_S",
     "not_yet_valid": "not_yet_valid: issued in the future (clock skew between replicas?)",
-    "unknown_version": "unknown_version: issued for a model version this service does not know",
 }
 
 Verify = Callable[[object], PredictionClaim]

@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import struct
-from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,7 +49,7 @@ _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 # Tokens issued this far in the future (clock skew between replicas) are still accepted.
 CLOCK_SKEW_S = 60
 
-Reason = Literal["malformed", "bad_signature", "expired", "not_yet_valid", "unknown_version"]
+Reason = Literal["malformed", "bad_signature", "expired", "not_yet_valid"]
 
 
 class InvalidFeedbackToken(ValueError):
@@ -144,12 +144,12 @@ class FeedbackSigner:
         token: object,
         now: float,
         max_age_s: float,
-        known_versions: Collection[str] | None = None,
     ) -> PredictionClaim:
         """The claim inside `token`, or InvalidFeedbackToken with the first failing check.
 
-        Order: shape, signature (constant-time), then time and version, so nothing unauthenticated
-        is interpreted beyond its length. `known_versions=None` accepts any signed version.
+        Order: shape, signature (constant-time), then time, so nothing unauthenticated is
+        interpreted beyond its length. Any signed model version is accepted: feedback on an
+        older version is still ground truth for that version's metrics.
         """
         raw = _decode(token)
         body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
@@ -169,8 +169,6 @@ class FeedbackSigner:
             raise InvalidFeedbackToken("not_yet_valid")
         if now - issued_at > max_age_s:
             raise InvalidFeedbackToken("expired")
-        if known_versions is not None and model_version not in known_versions:
-            raise InvalidFeedbackToken("unknown_version")
         return PredictionClaim(prediction, model_version, issued_at, nonce)
 
 
