@@ -169,7 +169,7 @@ def markdown(document: dict[str, Any]) -> str:
     if document.get("layouts"):
         lines += [
             "",
-            "| layout (ours-otlp) | req/s | p50 ms | p90 ms | p99 ms | CPU s/1k req "
+            "| layout (-off: OTEL_SDK_DISABLED) | req/s | p50 ms | p90 ms | p99 ms | CPU s/1k req "
             "| req/s per round |",
             "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
@@ -180,6 +180,11 @@ def markdown(document: dict[str, Any]) -> str:
                 f"{_fmt(row['cpu_s_per_1k_requests'], 3)} | "
                 f"{', '.join(f'{r:.0f}' for r in row['rps_per_round'])} |"
             )
+    if document.get("layout_telemetry_on_vs_off"):
+        lines += ["", "| layout | telemetry on ÷ off (req/s) | pairs |", "| --- | ---: | --- |"]
+        for layout, row in document["layout_telemetry_on_vs_off"].items():
+            pairs = ", ".join(f"{r:.2f}" for r in row["pairs"])
+            lines.append(f"| {layout} | {_fmt(row['value'], 2)} | {pairs} |")
     scrape = document.get("scrape_cost") or {}
     if scrape:
         lines += ["", "| scrape | median ms | max ms | bytes | series | exemplars |"]

@@ -65,7 +65,7 @@ class Plan:
 
 QUICK = Plan(
     mode="quick", seconds=5, warmup_s=1, rounds=3, layout=Layout(2, 4), connections=8,
-    sweep_layouts=tuple(map(Layout.parse, ("1x4", "2x1", "2x2", "2x4"))), sweep_rounds=2,
+    sweep_layouts=tuple(map(Layout.parse, ("1x1", "1x4", "2x1", "2x2", "2x4"))), sweep_rounds=2,
     replay_rate=200, profile_s=10,
 )  # fmt: skip
 FULL = Plan(
@@ -126,8 +126,12 @@ def start_servers(
     default = models.default.artifact_path
     ours = servers.ours
     endpoints = {
-        f"layout-{layout}": ours(f"layout-{layout}", default, layout, Telemetry.OTLP, bodies.single)
+        name: ours(name, default, layout, telemetry, bodies.single)
         for layout in (plan.sweep_layouts if plan.sweep_rounds else ())
+        for telemetry, name in (
+            (Telemetry.OTLP, layout_on(layout)),
+            (Telemetry.OFF, layout_off(layout)),
+        )
     }
     if not plan.rounds:
         return endpoints
@@ -154,6 +158,23 @@ def start_servers(
 
 
 Step = Callable[[int], Sample]
+
+
+def layout_on(layout: Layout) -> str:
+    return f"layout-{layout}"
+
+
+def layout_off(layout: Layout) -> str:
+    return f"layout-{layout}-off"
+
+
+def layout_ratio_specs(plan: Plan) -> dict[str, RatioSpec]:
+    """Per layout, the telemetry cost measured the way `telemetry_on_vs_off` is: the layout that
+    serves most with telemetry on is only the right default if it does not just serve more off."""
+    return {
+        str(layout): RatioSpec(layout_on(layout), layout_off(layout), meaning="telemetry cost")
+        for layout in plan.sweep_layouts
+    }
 
 
 def round_steps(
@@ -375,10 +396,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             sweep_load = WrkLoad(connections=plan.connections)
             sweep_steps: list[Step] = [
-                (lambda r, n=f"layout-{layout}": wrk_sample(
+                (lambda r, n=name: wrk_sample(
                     endpoints[n], r, plan.seconds, plan.warmup_s, sweep_load
                 ))
                 for layout in plan.sweep_layouts
+                for name in (layout_on(layout), layout_off(layout))
             ]  # fmt: skip
             sweep = interleave(sweep_steps, plan.sweep_rounds, "layouts")
             scrapes = measure_scrapes(endpoints, stack, plan) if plan.rounds else {}
@@ -396,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios_detail": ratios,
             "variants": variant_figures(samples),
             "layouts": variant_figures(sweep),
+            "layout_telemetry_on_vs_off": ratio_table(sweep, layout_ratio_specs(plan)),
             "scrape_cost": scrapes,
             "profiles": profiles,
             "samples": [s.to_dict() for s in samples + sweep],
