@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,11 +24,16 @@ EXIT_ERROR_BUDGET = 1  # the run finished but more requests failed than --max-er
 EXIT_USAGE = 2  # bad arguments or an unreadable CSV (argparse also exits 2)
 EXIT_UNREACHABLE = 3  # the target refused or failed every first connection
 EXIT_INTERRUPTED = 130
+# A bearer token from the environment stays out of the process list, where --header shows it.
+AUTH_TOKEN_ENV = "REPLAY_AUTH_TOKEN"
 
 EPILOG = """\
 Requests go to <target>/predict with {"records": [...]} bodies, due at fixed intervals for --rate
 (open loop; latency is measured from each request's due time). Without --duration/--count the run
 ends at the end of the CSV; --loop restarts the file and needs --duration or --count.
+
+An API with bearer auth: set REPLAY_AUTH_TOKEN (sent as 'Authorization: Bearer <token>' unless a
+--header sets Authorization). Header values are never printed.
 
 exit codes: 0 error rate within --max-error-rate; 1 error rate above it; 2 bad arguments or
 unreadable CSV; 3 target unreachable (first connections refused); 130 interrupted.
@@ -152,6 +158,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         shifts = parse_shifts(args.shift)
     except ValueError as err:
         parser.error(str(err))
+    headers = with_env_token(headers, os.environ)
     shuffle_seed = None
     if args.shuffle:
         shuffle_seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -175,6 +182,15 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         shifts=shifts,
         max_retries=args.max_retries,
     )
+
+
+def with_env_token(headers: dict[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` plus ``Authorization: Bearer $REPLAY_AUTH_TOKEN``, unless a --header already
+    sets Authorization (the explicit flag wins) or the variable is unset."""
+    token = env.get(AUTH_TOKEN_ENV, "").strip()
+    if not token or any(name.lower() == "authorization" for name in headers):
+        return headers
+    return {**headers, "Authorization": f"Bearer {token}"}
 
 
 def _fail(code: int, reason: str) -> int:

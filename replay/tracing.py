@@ -9,7 +9,7 @@ process and nothing is buffered.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import baggage, context
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
@@ -24,6 +24,10 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span
 
 BAGGAGE_RUN_ID = "replay.run_id"
+# Read by the requests instrumentation when it instruments: captured header values matching these
+# regexes become "[REDACTED]" (service/auth.py forces the same on the server side).
+SANITIZE_FIELDS_ENV = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+AUTHORIZATION_FIELD = "authorization"
 # Bound how long a run's exit can wait on an absent collector.
 FLUSH_TIMEOUT_MS = 3_000
 
@@ -73,6 +77,7 @@ def start_tracing(run_id: str, env: Mapping[str, str] | None = None) -> TracerPr
     def tag_span(span: Span, _request: object) -> None:
         span.set_attribute(BAGGAGE_RUN_ID, run_id)
 
+    redact_authorization_in_spans(os.environ)
     instrumentor = RequestsInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
@@ -80,6 +85,15 @@ def start_tracing(run_id: str, env: Mapping[str, str] | None = None) -> TracerPr
         tracer_provider=provider, meter_provider=NoOpMeterProvider(), request_hook=tag_span
     )
     return provider
+
+
+def redact_authorization_in_spans(environ: MutableMapping[str, str]) -> None:
+    """Add Authorization to the sanitize list (keeping the user's entries), so capturing client
+    request headers (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST) can never export a
+    token sent with --header. Idempotent."""
+    entries = [e.strip() for e in environ.get(SANITIZE_FIELDS_ENV, "").split(",") if e.strip()]
+    if AUTHORIZATION_FIELD not in (entry.lower() for entry in entries):
+        environ[SANITIZE_FIELDS_ENV] = ",".join([*entries, AUTHORIZATION_FIELD])
 
 
 def stop_tracing(provider: TracerProvider) -> None:

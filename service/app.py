@@ -8,6 +8,7 @@ import os
 import numpy as np
 from flask import Flask
 
+from service import auth
 from service.config import Settings
 from service.errors import register_error_handlers
 from service.model_store import LoadedModel, ensure_default_model, load_model
@@ -16,6 +17,8 @@ from service.payload import PayloadLimits, PayloadParser
 from service.prediction_ids import feedback_signer
 from service.prediction_telemetry import EXTENSION_KEY as PREDICTION_TELEMETRY_KEY
 from service.prediction_telemetry import PredictionTelemetry
+from service.read_deadline import EXTENSION_KEY as READ_DEADLINE_KEY
+from service.read_deadline import ReadDeadline
 from service.routes import register_routes
 from service.state import EXTENSION_KEY, ServiceState
 from service.telemetry import Telemetry, init_telemetry
@@ -59,8 +62,11 @@ def create_app(
         model.card.thresholds.to_dict(),
     )
     app.extensions[EXTENSION_KEY] = state
+    app.extensions[READ_DEADLINE_KEY] = ReadDeadline(settings.request_timeout_s)
     telemetry = telemetry or init_telemetry(model.card)
+    auth.redact_authorization_in_spans(os.environ)
     telemetry.attach(app)
+    auth.install(app, settings.auth_tokens)
     app.extensions[PREDICTION_TELEMETRY_KEY] = PredictionTelemetry(telemetry, model.card)
     return app
 

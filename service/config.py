@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.auth import AuthTokens, tokens_from_env
+
 ENV_PREFIX = "MLAPI_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The deepest body the API accepts is {"records": [{...}]} or {"columns": [...], "data": [[...]]}.
@@ -50,6 +52,13 @@ class Settings:
     # so this bounds how long a leaked id can skew the accuracy metrics; 7 days is the top of the
     # feedback delay histogram.
     feedback_max_age_s: int = 7 * 24 * 3600
+    # A request body must have arrived this many seconds after the app starts reading it, else
+    # 408 request_timeout: a stalled or trickling upload cannot hold a worker thread. gunicorn's
+    # worker timeout is derived from it (service/gunicorn.conf.py).
+    request_timeout_s: int = 30
+    # Bearer tokens (empty: auth off). Read by service.auth from MLAPI_AUTH_TOKENS or
+    # MLAPI_AUTH_TOKENS_FILE, never echoed: the generic parsing and messages below skip it.
+    auth_tokens: AuthTokens = dataclasses.field(default_factory=AuthTokens)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,12 +68,16 @@ class Settings:
         problems: list[str] = []
         for field in dataclasses.fields(cls):
             raw = env.get(env_name(field.name), "").strip()
-            if not raw:
+            if not raw or field.name not in _PARSERS:
                 continue
             try:
                 values[field.name] = _PARSERS[field.name](raw)
             except ValueError as exc:
                 problems.append(f"{env_name(field.name)}={raw!r}: {exc}")
+        try:
+            values["auth_tokens"] = tokens_from_env(env)
+        except ValueError as exc:
+            problems.append(str(exc))
         settings = cls(**values)
         problems += [
             f"{env_name(name)}={env[env_name(name)].strip()!r}: {problem}"
@@ -93,9 +106,13 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The ``MLAPI_*`` variables that reproduce these settings in a child process."""
         return {
-            env_name(field.name): "" if value is None else str(value)
-            for field in dataclasses.fields(self)
-            for value in [getattr(self, field.name)]
+            **{
+                env_name(field.name): "" if value is None else str(value)
+                for field in dataclasses.fields(self)
+                if field.name in _PARSERS
+                for value in [getattr(self, field.name)]
+            },
+            **self.auth_tokens.to_env(),
         }
 
 
@@ -146,6 +163,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_json_depth": _parse_int,
     "max_key_length": _parse_int,
     "feedback_max_age_s": _parse_int,
+    "request_timeout_s": _parse_int,
 }
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -159,4 +177,5 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "max_json_depth": _at_least(MIN_JSON_DEPTH),
     "max_key_length": _at_least(16),
     "feedback_max_age_s": _at_least(1),
+    "request_timeout_s": _at_least(1),
 }

@@ -23,8 +23,18 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_encoding": (400, "The body is not valid UTF-8."),
     "nesting_too_deep": (400, "JSON nesting is deeper than MLAPI_MAX_JSON_DEPTH."),
     "bad_request": (400, "The HTTP request itself is malformed."),
+    "unauthorized": (
+        401,
+        "Bearer auth is on (MLAPI_AUTH_TOKENS) and the request has no valid "
+        "'Authorization: Bearer <token>' header; see the WWW-Authenticate header.",
+    ),
     "not_found": (404, "No such path."),
     "method_not_allowed": (405, "The path exists but not for this method (see the Allow header)."),
+    "request_timeout": (
+        408,
+        "The body did not arrive within MLAPI_REQUEST_TIMEOUT_S (a stalled or trickling upload); "
+        "the connection is closed.",
+    ),
     "payload_too_large": (413, "The body is larger than MLAPI_MAX_BODY_BYTES."),
     "too_many_rows": (413, "More rows than MLAPI_MAX_ROWS in one request."),
     "unsupported_media_type": (415, "POST bodies must be sent as Content-Type: application/json."),
@@ -34,8 +44,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "key_too_long": (422, "An object key is longer than MLAPI_MAX_KEY_LENGTH."),
     "invalid_value": (
         422,
-        "A feature value is not a finite JSON number (string, boolean, null, array, object, "
-        "NaN, Infinity, or beyond the float64 range such as 1e400).",
+        "A feature value (or feedback actual) is not a finite JSON number within the float32 "
+        "range +-3.4e38 (string, boolean, null, array, object, NaN, Infinity, 1e39, 1e400).",
     ),
     "invalid_prediction_id": (
         422,

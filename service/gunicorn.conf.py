@@ -27,6 +27,13 @@ worker_class = "gthread" if threads > 1 else "sync"
 preload_app = False
 # Below the 5 s SIGTERM budget: in-flight requests get 4 s, the arbiter the rest to reap workers.
 graceful_timeout = 4
+# The arbiter restarts a worker silent for longer. A sync worker is silent for a whole request,
+# so this bounds one stuck in a request (a client stalled mid-headers, a hung model); a gthread
+# worker's main loop keeps beating, so there only the body read deadline (MLAPI_REQUEST_TIMEOUT_S,
+# 408) applies. The margin lets a body read end in its 408 first, and covers a worker's boot
+# (model load and warm-up), which the arbiter times too.
+WORKER_TIMEOUT_MARGIN_S = 30
+timeout = _settings.request_timeout_s + WORKER_TIMEOUT_MARGIN_S
 keepalive = 5
 # gunicorn >= 25.1 otherwise creates a control socket under $XDG_RUNTIME_DIR or ~/.gunicorn.
 control_socket_disable = True

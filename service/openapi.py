@@ -9,19 +9,24 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from service.auth import OPEN_PATHS, REALM
 from service.config import Settings
 from service.errors import ERROR_CODES
 from service.feedback_token import MAX_TOKEN_CHARS
 from service.model_card import ModelCard
+from service.payload import MAX_ABS_VALUE
 
 DISTRIBUTION = "monitoring-ml-api"
 JSON = "application/json"
+BEARER_SCHEME = "bearerAuth"
 
 Schema = dict[str, Any]
+# A feature value or feedback actual: a JSON number within the float32 range (service/payload.py).
+VALUE: Schema = {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE}
 
 
 def build_openapi(card: ModelCard, settings: Settings) -> dict[str, Any]:
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Monitoring ML API",
@@ -35,6 +40,34 @@ def build_openapi(card: ModelCard, settings: Settings) -> dict[str, Any]:
             "responses": _error_responses(),
         },
     }
+    if settings.auth_tokens:
+        _require_bearer_auth(document)
+    return document
+
+
+def _require_bearer_auth(document: dict[str, Any]) -> None:
+    """Auth is on: every operation outside the open paths needs a bearer token and may be 401."""
+    components = document["components"]
+    components["securitySchemes"] = {
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "One of the tokens in MLAPI_AUTH_TOKENS or MLAPI_AUTH_TOKENS_FILE.",
+        }
+    }
+    components["responses"]["401"]["headers"] = {
+        "WWW-Authenticate": {
+            "description": f'Bearer realm="{REALM}", plus error="invalid_token" when a token '
+            "was sent but is not valid.",
+            "schema": {"type": "string"},
+        }
+    }
+    for path, operations in document["paths"].items():
+        if path in OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{BEARER_SCHEME: []}]
+            operation["responses"]["401"] = {"$ref": "#/components/responses/401"}
 
 
 def _paths() -> dict[str, Any]:
@@ -54,7 +87,7 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json_response("Predictions, in row order.", "PredictionResponse"),
-                    **_errors("400", "413", "415", "422", "500", "503"),
+                    **_errors("400", "408", "413", "415", "422", "500", "503"),
                 },
             }
         },
@@ -76,7 +109,7 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json_response("All items recorded.", "FeedbackResponse"),
-                    **_errors("400", "413", "415", "422", "500"),
+                    **_errors("400", "408", "413", "415", "422", "500"),
                 },
             }
         },
@@ -136,7 +169,7 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
             "type": "object",
             "properties": {
                 feature.name: {
-                    "type": "number",
+                    **VALUE,
                     "description": f"Training range [{feature.min:g}, {feature.max:g}].",
                 }
                 for feature in card.features
@@ -171,7 +204,7 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
                     "type": "array",
                     "items": {
                         "type": "array",
-                        "items": {"type": "number"},
+                        "items": {**VALUE},
                         "minItems": width,
                         "maxItems": width,
                     },
@@ -220,7 +253,7 @@ def _schemas(card: ModelCard, settings: Settings) -> dict[str, Schema]:
             "type": "object",
             "properties": {
                 "id": {"$ref": "#/components/schemas/PredictionId"},
-                "actual": {"type": "number", "description": "The true value (finite)."},
+                "actual": {**VALUE, "description": "The true value."},
             },
             "required": ["id", "actual"],
             "additionalProperties": False,

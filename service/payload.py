@@ -33,6 +33,11 @@ MAX_DETAILS = 20
 # Shown in place of an over-long key, so the error never echoes a megabyte back.
 KEY_PREVIEW_CHARS = 32
 
+# The largest magnitude a feature value (or a feedback actual) may have. scikit-learn's tree models
+# cast X to float32, where a larger finite float64 becomes inf and fails the prediction (a 500
+# before this bound); squaring a larger feedback error would overflow the accuracy sums to inf.
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
+
 # Integers become floats while parsing: one type to check, and 400-digit integers become inf
 # (caught as out of range) instead of tripping Python's int-digit limit.
 _DECODER = json.JSONDecoder(parse_int=float)
@@ -174,7 +179,8 @@ class PayloadParser:
         if set(map(type, flat)) != _ONLY_FLOATS:
             raise rejected(collect(_value_problems(flat, width, columns, row_path)))
         matrix = np.array(flat, dtype=np.float64).reshape(rows, width)
-        if not np.isfinite(matrix).all():
+        # False for NaN too: one pass refuses NaN, +-inf and finite values beyond float32.
+        if not (np.abs(matrix) <= MAX_ABS_VALUE).all():
             raise rejected(collect(_value_problems(flat, width, columns, row_path)))
         return matrix
 
@@ -264,10 +270,12 @@ def _split_row_problems(data: list[Any], width: int) -> Iterator[Detail]:
 def value_problem(value: Any) -> str | None:
     if type(value) is not float:
         return f"must be a number, got {json_type(value)}"
-    if math.isfinite(value):
+    if abs(value) <= MAX_ABS_VALUE:
         return None
     if math.isnan(value):
         return "must be a finite number, got NaN"
+    if math.isfinite(value):
+        return f"must be within +-{MAX_ABS_VALUE:.7g} (the float32 range), got {value:.7g}"
     sign = "-" if value < 0 else ""
     return f"must be a finite number, got {sign}Infinity or a value beyond the float64 range"
 

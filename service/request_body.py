@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import IO
 
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from service.errors import ApiError
+from service.read_deadline import EXTENSION_KEY as READ_DEADLINE_KEY
+from service.read_deadline import ReadDeadline
 
 # RFC 8259 JSON is UTF-8; a body declared in another charset is refused rather than guessed at.
 _UTF8 = ("utf-8", "utf8")
@@ -27,12 +30,29 @@ def require_json() -> None:
 
 
 def read_body(limit: int) -> bytes:
-    """The body, refusing before reading when Content-Length is too big and never reading more
-    than ``limit + 1`` bytes of a chunked one."""
+    """The body, refusing before reading when Content-Length is too big, never reading more
+    than ``limit + 1`` bytes of a chunked one, and within MLAPI_REQUEST_TIMEOUT_S (408)."""
     content_length = request.content_length
     if content_length is not None and content_length > limit:
         raise _too_large(limit)
-    stream: IO[bytes] = request.stream
+    deadline: ReadDeadline = current_app.extensions[READ_DEADLINE_KEY]
+    # gunicorn hands the client socket to the app; the deadline shuts its read side when due.
+    with deadline.watch(request.environ.get("gunicorn.socket")) as read:
+        try:
+            body = _read_capped(request.stream, limit)
+        except ClientDisconnected:
+            if not read.expired:
+                raise
+    # Checked after a clean read too: a cut chunked body can end like a complete one.
+    if read.expired:
+        raise ApiError(
+            "request_timeout",
+            f"the body did not arrive within {deadline.timeout_s} s (MLAPI_REQUEST_TIMEOUT_S)",
+        )
+    return body
+
+
+def _read_capped(stream: IO[bytes], limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while size <= limit:

@@ -109,6 +109,7 @@ def test_openapi_document_describes_the_api(server, trained_model):
     assert set(document["paths"]["/predict"]["post"]["responses"]) == {
         "200",
         "400",
+        "408",
         "413",
         "415",
         "422",
