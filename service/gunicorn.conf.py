@@ -4,6 +4,7 @@ Also usable directly: ``gunicorn -c service/gunicorn.conf.py`` (the app is then 
 from the same variables).
 """
 
+import logging
 import os
 import sys
 
@@ -66,6 +67,7 @@ def on_starting(server):
             KEY_ENV,
             KEY_ENV,
         )
+    _share_error_log(server, logging.getLogger("service"))
     if plan.embedded_metrics and workers > 1:
         print(
             f"mlapi: invalid configuration: MLAPI_WORKERS={workers} with embedded /metrics would "
@@ -74,6 +76,17 @@ def on_starting(server):
             file=sys.stderr,
         )
         sys.exit(2)
+
+
+def _share_error_log(server, app_logger):
+    """The app's own lines (the start-up summary: thresholds, auth on or off) go where gunicorn's
+    go, at its level; without this they reach only logging's last resort, warnings and above.
+    Set in the master, so every worker inherits it through fork."""
+    error_log = server.log.error_log
+    for handler in error_log.handlers:
+        app_logger.addHandler(handler)
+    app_logger.setLevel(error_log.level)
+    app_logger.propagate = False
 
 
 def worker_exit(server, worker):

@@ -298,6 +298,11 @@ def test_access_log_is_one_json_object_per_request(server):
     assert "secret" not in json.dumps(entry)
 
 
+def test_startup_summary_reaches_the_server_log(server, trained_model):
+    card = trained_model.card
+    assert f"model {card.name} {card.version}: alert thresholds" in server.log_text()
+
+
 def test_no_control_socket_is_created(server):
     # The fixture's HOME, with XDG_RUNTIME_DIR empty: where gunicorn would put its socket.
     home = server.log_path.parent / "home"
