@@ -4,7 +4,9 @@ Alertmanager, and silence under normal traffic.
 This module runs its own stack, whose Prometheus loads a test rendering of the repo's rule files:
 the same rules with shorter range windows and `for:` (recorded names unchanged), so an alert that
 needs an hour of drift in production fires within seconds here. Its service is trained through
-the real `mlapi train` CLI with test thresholds.
+the real `mlapi train` CLI with test thresholds. Each test serves it under a job of its own, so
+what one test's replay left in the rule windows, in Prometheus' alerts and at the webhook is not
+seen by another: the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +41,7 @@ TEST_FOR = "5s"
 RANGE_WINDOW = re.compile(r"\[(\w+)\]")
 FOR_CLAUSE = re.compile(r"^(\s+for:) \S+$", re.MULTILINE)
 
-JOB = "mlapi-alerting"
+JOB_PREFIX = "mlapi-alerting"
 # The holdout has ~100 rows: against the training bins its own PSI is up to 0.24 for a feature
 # (sampling noise; measured with service.drift_reference.psi over every window of >= 500
 # consecutive rows, the default drift_min_observations). psi_warn above that keeps the normal
@@ -101,15 +104,9 @@ def stack(stack_binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         running.stop()
 
 
-@dataclass(frozen=True)
-class Deployed:
-    url: str
-    holdout: Path
-
-
 @pytest.fixture(scope="module")
-def deployed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """A model trained by the real CLI with the test thresholds, served by 2 workers."""
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained by the real CLI with the test thresholds (read-only for the tests)."""
     root = tmp_path_factory.mktemp("alerting-model")
     overrides = [arg for name in TEST_THRESHOLDS for arg in ("--threshold", name)]
     subprocess.run(
@@ -118,34 +115,47 @@ def deployed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         capture_output=True,
         timeout=REPLAY_TIMEOUT_S,
     )
-    model = root / "model"
-    with deploy(stack, model / ARTIFACT_NAME, JOB, root / "service.log") as process:
-        yield Deployed(process.url, model / HOLDOUT_NAME)
+    return root / "model"
 
 
-def threshold(stack: Stack, name: str) -> float:
+@dataclass(frozen=True)
+class Deployed:
+    url: str
+    holdout: Path
+    job: str
+
+
+@pytest.fixture
+def deployed(stack: Stack, model_dir: Path, tmp_path: Path) -> Iterator[Deployed]:
+    """The model served by 2 workers under a job of this test's own."""
+    job = f"{JOB_PREFIX}-{uuid.uuid4().hex[:8]}"
+    with deploy(stack, model_dir / ARTIFACT_NAME, job, tmp_path / "service.log") as process:
+        yield Deployed(process.url, model_dir / HOLDOUT_NAME, job)
+
+
+def threshold(stack: Stack, job: str, name: str) -> float:
     """The threshold as the alert rules see it: the service's gauge, via the recording rule."""
     result = stack.wait_for(
-        lambda: stack.prom_query(f'mlapi:threshold:max{{job="{JOB}", threshold="{name}"}}'),
+        lambda: stack.prom_query(f'mlapi:threshold:max{{job="{job}", threshold="{name}"}}'),
         PIPELINE_TIMEOUT_S,
         what=f"threshold {name}",
     )
     return float(result[0]["value"][1])
 
 
-def psi_by_feature(stack: Stack) -> dict[str, float]:
-    result = stack.prom_query(f'mlapi:drift_psi:1h{{job="{JOB}"}}')
+def psi_by_feature(stack: Stack, job: str) -> dict[str, float]:
+    result = stack.prom_query(f'mlapi:drift_psi:1h{{job="{job}"}}')
     return {s["metric"]["feature"]: float(s["value"][1]) for s in result}
 
 
-def ml_alerts_fired_between(stack: Stack, start: float, end: float) -> set[str]:
+def ml_alerts_fired_between(stack: Stack, job: str, start: float, end: float) -> set[str]:
     """Names of the ML alerts that were firing at any rule evaluation in between. Pending does
     not count: a few seconds after the start, the 30 s share windows hold ~100 rows, where the
     holdout's tail share reaches (never exceeds) the 10 % threshold."""
     names = "|".join(ML_ALERTS)
     result = stack.prom_api(
         "query_range",
-        query=f'ALERTS{{job="{JOB}", alertname=~"{names}", alertstate="firing"}}',
+        query=f'ALERTS{{job="{job}", alertname=~"{names}", alertstate="firing"}}',
         start=f"{start:.3f}",
         end=f"{end:.3f}",
         step="1",
@@ -153,27 +163,28 @@ def ml_alerts_fired_between(stack: Stack, start: float, end: float) -> set[str]:
     return {s["metric"]["alertname"] for s in result}
 
 
-def firing(stack: Stack) -> set[tuple[str, str, str | None]]:
+def firing(stack: Stack, job: str) -> set[tuple[str, str, str | None]]:
     """(alertname, severity, feature) of this job's alerts Prometheus reports as firing."""
     return {
         (a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("feature"))
         for a in stack.prom_api("alerts")["alerts"]
-        if a["state"] == "firing" and a["labels"].get("job") == JOB
+        if a["state"] == "firing" and a["labels"].get("job") == job
     }
 
 
-def delivered(stack: Stack) -> set[tuple[str, str, str | None]]:
+def delivered(stack: Stack, job: str) -> set[tuple[str, str, str | None]]:
     """(alertname, severity, feature) of this job's firing alerts the webhook received."""
     return {
         (a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("feature"))
         for a in stack.webhook.alerts()
-        if a["status"] == "firing" and a["labels"].get("job") == JOB
+        if a["status"] == "firing" and a["labels"].get("job") == job
     }
 
 
 def test_normal_replay_fires_no_ml_alert(stack: Stack, deployed: Deployed, tmp_path: Path) -> None:
-    min_observations = threshold(stack, "drift_min_observations")
-    psi_warn = threshold(stack, "psi_warn")
+    job = deployed.job
+    min_observations = threshold(stack, job, "drift_min_observations")
+    psi_warn = threshold(stack, job, "psi_warn")
     start = time.time()
     replay(
         deployed.holdout,
@@ -186,11 +197,11 @@ def test_normal_replay_fires_no_ml_alert(stack: Stack, deployed: Deployed, tmp_p
     # Armed: every variable's window held enough observations for its PSI to count, long enough
     # for an alert to go from pending to firing (for: 5s), and every ML rule had a value.
     armed = (
-        f'count_over_time((mlapi:drift_observations_per_feature:increase1h{{job="{JOB}"}}'
+        f'count_over_time((mlapi:drift_observations_per_feature:increase1h{{job="{job}"}}'
         f" >= {min_observations})[60s:1s]) >= {ARMED_S}"
     )
     stack.wait_for(
-        lambda: len(stack.prom_query(armed)) == len(psi_by_feature(stack)) > 1,
+        lambda: len(stack.prom_query(armed)) == len(psi_by_feature(stack, job)) > 1,
         PIPELINE_TIMEOUT_S,
         what=f"drift alerts armed for {ARMED_S}s on every variable",
     )
@@ -198,18 +209,20 @@ def test_normal_replay_fires_no_ml_alert(stack: Stack, deployed: Deployed, tmp_p
         "mlapi:prediction_threshold_share:ratio15m",
         "mlapi:feature_out_of_range:ratio15m",
     ):
-        assert stack.prom_query(f'{rule}{{job="{JOB}"}}'), f"{rule} has no value"
-    psi = psi_by_feature(stack)
-    assert ml_alerts_fired_between(stack, start, time.time()) == set(), psi
+        assert stack.prom_query(f'{rule}{{job="{job}"}}'), f"{rule} has no value"
+    psi = psi_by_feature(stack, job)
+    assert ml_alerts_fired_between(stack, job, start, time.time()) == set(), psi
     assert max(psi.values()) < psi_warn, psi
-    assert not delivered(stack)
+    assert not delivered(stack, job)
 
 
 def test_drifted_replay_fires_drift_and_threshold_alerts_to_the_webhook(
     stack: Stack, deployed: Deployed, tmp_path: Path
 ) -> None:
-    psi_critical = threshold(stack, "psi_critical")
+    job = deployed.job
+    psi_critical = threshold(stack, job, "psi_critical")
     shifts = [f"--shift={shift}" for shift in DRIFT_SHIFTS]
+    start = time.time()
     log_path = tmp_path / "replay.log"
     # In the background until the alerts arrived: they must fire on drift that is still going on.
     with log_path.open("wb") as log:
@@ -227,27 +240,31 @@ def test_drifted_replay_fires_drift_and_threshold_alerts_to_the_webhook(
         )
     try:
         stack.wait_for(
-            lambda: psi_by_feature(stack).get("RM", 0.0) > psi_critical,
+            lambda: psi_by_feature(stack, job).get("RM", 0.0) > psi_critical,
             PIPELINE_TIMEOUT_S,
             what=f"PSI of RM above psi_critical ({psi_critical})",
         )
         try:
             stack.wait_for(
-                lambda: firing(stack) >= EXPECTED_FIRING,
+                lambda: firing(stack, job) >= EXPECTED_FIRING,
                 ALERT_TIMEOUT_S,
                 what="drift and prediction-threshold alerts firing in Prometheus",
             )
             stack.wait_for(
-                lambda: delivered(stack) >= EXPECTED_FIRING,
+                lambda: delivered(stack, job) >= EXPECTED_FIRING,
                 ALERT_TIMEOUT_S,
                 what="the same alerts at the webhook through Alertmanager",
             )
         except StackError as error:
             pytest.fail(
-                f"{error}\nfiring: {sorted(firing(stack), key=str)}"
-                f"\ndelivered: {sorted(delivered(stack), key=str)}\nPSI: {psi_by_feature(stack)}"
+                f"{error}\nfiring: {sorted(firing(stack, job), key=str)}"
+                f"\ndelivered: {sorted(delivered(stack, job), key=str)}"
+                f"\nPSI: {psi_by_feature(stack, job)}"
             )
         assert run.poll() is None, f"the drifted replay ended early: {log_path.read_text()[-2000:]}"
+        # The query that finds the normal replay silent sees these alerts.
+        fired = ml_alerts_fired_between(stack, job, start, time.time())
+        assert fired >= {name for name, _, _ in EXPECTED_FIRING}, fired
     finally:
         # SIGINT: replay writes its report and summary before exiting.
         stop_process(run, signal.SIGINT)

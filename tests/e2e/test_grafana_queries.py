@@ -8,25 +8,39 @@ something. Exemplar-enabled targets must return exemplars whose trace_id is a tr
 Jaeger (the link a click follows), and the Jaeger panels' searches and the trace-to-metrics
 queries of the Jaeger datasource run against the real Jaeger and Prometheus.
 
-Needs the `stack_with_traffic` fixture (tests/e2e/conftest.py): the running `stack` after traffic
-through the service (predictions, some 4xx rejections, values outside the training range and
-feedback rows), once Prometheus has scraped it and evaluated the recording rules at least once.
+Runs on `dashboard_stack`: the `stack_with_traffic` fixture (tests/e2e/conftest.py: traffic
+through the service with predictions, some 4xx rejections, values outside the training range and
+feedback rows, once Prometheus has scraped it and evaluated the recording rules at least once)
+plus one request the service genuinely fails (5xx), which the failing-spans panel must link to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
+import secrets
+import signal
+import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import requests
+import skops.io
 import yaml
-from stack import Stack, http_get_json
+from deployment import service_env
+from server import HOST, free_port, mlapi_command
+from stack import Stack, http_get_json, stop_process
+
+from service.model_store import TRUSTED_TYPES
+from service.training import ARTIFACT_NAME, CARD_NAME
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +56,7 @@ BUILTINS = {"__rate_interval": "5m", "__interval": f"{QUERY_STEP_S}s", "__range"
 ALL = ".*"  # what a multi-value variable set to "All" renders as (our allValue)
 VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 WAIT_S = 30.0
+FAILING_PANEL = "Failing spans by span name"
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,72 @@ def targets(kind: str) -> list[Target]:
 PROMQL_TARGETS = targets("prometheus")
 JAEGER_TARGETS = targets("jaeger")
 EXEMPLAR_TARGETS = [t for t in PROMQL_TARGETS if t.raw.get("exemplar")]
+# The service the dashboards are written for (their Jaeger searches name it).
+[DASHBOARD_SERVICE] = {t.raw["service"] for t in JAEGER_TARGETS}
+
+
+def unpredictable_copy(artifact: Path, target_dir: Path) -> Path:
+    """A copy of the trained artifact whose every prediction is NaN (its initial estimate is NaN),
+    re-pinned in its card: it loads, fails the warm-up prediction, and /predict answers 503."""
+    estimator = skops.io.loads(artifact.read_bytes(), trusted=list(TRUSTED_TYPES))
+    estimator.init_.constant_ = np.full_like(estimator.init_.constant_, np.nan)
+    broken = skops.io.dumps(estimator)
+    card = json.loads(artifact.with_name(CARD_NAME).read_text())
+    card["artifact_sha256"] = hashlib.sha256(broken).hexdigest()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    (target_dir / CARD_NAME).write_text(json.dumps(card))
+    (target_dir / ARTIFACT_NAME).write_bytes(broken)
+    return target_dir / ARTIFACT_NAME
+
+
+def readyz_status(url: str) -> int:
+    return requests.get(f"{url}/readyz", timeout=5).status_code
+
+
+@pytest.fixture(scope="module")
+def failing_trace_id(
+    stack_with_traffic: Stack, trained_model, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The trace of a request the service really fails: a deployment of the dashboards' service
+    whose model predicts NaN is never ready, so /predict answers 503 and its server span has
+    status ERROR. It exports traces only, so no metric panel or variable sees an extra instance.
+    """
+    stack = stack_with_traffic
+    root = tmp_path_factory.mktemp("unready")
+    model = unpredictable_copy(trained_model.artifact_path, root / "model")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    env = {
+        **os.environ,
+        **service_env(stack, model, DASHBOARD_SERVICE),
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    argv = [*mlapi_command(), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
+    with (root / "service.log").open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        stack.wait_for(lambda: readyz_status(url) == 503, WAIT_S, what=f"{url}/readyz -> 503")
+        trace_id = secrets.token_hex(16)
+        row = {feature.name: feature.mean for feature in trained_model.card.features}
+        response = requests.post(
+            f"{url}/predict",
+            json={"records": [row]},
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+            timeout=10,
+        )
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "model_not_ready", response.text
+        # Before stopping the process: its span must have left it.
+        stack.wait_for(lambda: stack.jaeger_trace(trace_id), WAIT_S, what=f"trace {trace_id}")
+    finally:
+        stop_process(process, signal.SIGTERM)
+    return trace_id
+
+
+@pytest.fixture(scope="module")
+def dashboard_stack(stack_with_traffic: Stack, failing_trace_id: str) -> Stack:
+    """The stack after all the traffic the dashboards show, the failed request included."""
+    return stack_with_traffic
 
 
 def render(expr: str, values: dict[str, str]) -> str:
@@ -131,31 +212,30 @@ def active_alerts(stack: Stack) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("target", PROMQL_TARGETS, ids=lambda t: t.name)
-def test_promql_target_returns_data(stack_with_traffic: Stack, target: Target) -> None:
+def test_promql_target_returns_data(dashboard_stack: Stack, target: Target) -> None:
     expr = render(target.raw["expr"], variable_values(target.dashboard))
     if is_alert_query(expr):
         # ALERTS only has series while an alert is pending or firing: the panel must show exactly
-        # what Prometheus reports as active (nothing, when nothing is).
+        # what Prometheus reports as active. Two empty sets would agree whatever the query, so
+        # something must be active: the traffic (drifted, out of range) puts alerts in pending.
         def agrees() -> bool:
             shown = {
                 (s["metric"]["alertname"], s["metric"]["alertstate"])
-                for s in stack_with_traffic.prom_query(expr)
+                for s in dashboard_stack.prom_query(expr)
             }
-            return shown == active_alerts(stack_with_traffic)
+            return bool(shown) and shown == active_alerts(dashboard_stack)
 
-        stack_with_traffic.wait_for(agrees, WAIT_S, what=f"{target.name} to match /api/v1/alerts")
+        dashboard_stack.wait_for(agrees, WAIT_S, what=f"{target.name} to match /api/v1/alerts")
         return
-    stack_with_traffic.wait_for(
-        lambda: finite_samples(run(stack_with_traffic, target.raw, expr)),
+    dashboard_stack.wait_for(
+        lambda: finite_samples(run(dashboard_stack, target.raw, expr)),
         WAIT_S,
         what=f"{target.name}: finite data for {expr}",
     )
 
 
 @pytest.mark.parametrize("board_uid", ["mlapi-api", "mlapi-quality"])
-def test_variables_have_values_and_filter_to_them(
-    stack_with_traffic: Stack, board_uid: str
-) -> None:
+def test_variables_have_values_and_filter_to_them(dashboard_stack: Stack, board_uid: str) -> None:
     """Each label_values() variable lists real values; picking the first one still shows data."""
     [board] = [b for b in load_dashboards() if b["uid"] == board_uid]
     values = variable_values(board_uid)
@@ -163,31 +243,49 @@ def test_variables_have_values_and_filter_to_them(
         found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
         assert found, variable["definition"]
         series, label = render(found.group(1), values), found.group(2)
-        listed = stack_with_traffic.prom_api(f"label/{label}/values", **{"match[]": series})
+        listed = dashboard_stack.prom_api(f"label/{label}/values", **{"match[]": series})
         assert listed, f"{board_uid} ${variable['name']}: no values for {series}"
         values[variable["name"]] = grafana_regex_escape(sorted(listed)[0])
     for target in PROMQL_TARGETS:
         if target.dashboard != board_uid or is_alert_query(target.raw["expr"]):
             continue
         expr = render(target.raw["expr"], values)
-        assert finite_samples(run(stack_with_traffic, target.raw, expr)), f"{target.name}: {expr}"
+        assert finite_samples(run(dashboard_stack, target.raw, expr)), f"{target.name}: {expr}"
 
 
 @pytest.mark.parametrize("target", EXEMPLAR_TARGETS, ids=lambda t: t.name)
-def test_exemplars_open_stored_traces(stack_with_traffic: Stack, target: Target) -> None:
+def test_exemplars_open_stored_traces(dashboard_stack: Stack, target: Target) -> None:
     expr = render(target.raw["expr"], variable_values(target.dashboard))
-    groups = stack_with_traffic.wait_for(
-        lambda: stack_with_traffic.prom_exemplars(expr, QUERY_WINDOW_S),
+    groups = dashboard_stack.wait_for(
+        lambda: dashboard_stack.prom_exemplars(expr, QUERY_WINDOW_S),
         WAIT_S,
         what=f"exemplars of {target.name}",
     )
     trace_ids = {e["labels"]["trace_id"] for group in groups for e in group["exemplars"]}
     assert trace_ids, groups
     trace_id = sorted(trace_ids)[0]
-    stack_with_traffic.wait_for(
-        lambda: stack_with_traffic.jaeger_trace(trace_id),
+    dashboard_stack.wait_for(
+        lambda: dashboard_stack.jaeger_trace(trace_id),
         WAIT_S,
         what=f"trace {trace_id} (exemplar of {target.name}) in Jaeger",
+    )
+
+
+def test_failing_spans_panel_links_the_failed_request(
+    dashboard_stack: Stack, failing_trace_id: str
+) -> None:
+    """The request the service failed is on the failing-spans panel: a dot opens its trace."""
+    [target] = [t for t in EXEMPLAR_TARGETS if t.panel == FAILING_PANEL]
+    expr = render(target.raw["expr"], variable_values(target.dashboard))
+
+    def exemplar_trace_ids() -> set[str]:
+        groups = dashboard_stack.prom_exemplars(expr, QUERY_WINDOW_S)
+        return {e["labels"]["trace_id"] for group in groups for e in group["exemplars"]}
+
+    dashboard_stack.wait_for(
+        lambda: failing_trace_id in exemplar_trace_ids(),
+        WAIT_S,
+        what=f"trace {failing_trace_id} among the exemplars of {target.name}: {expr}",
     )
 
 
@@ -207,23 +305,23 @@ def jaeger_search(stack: Stack, target: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("target", JAEGER_TARGETS, ids=lambda t: t.name)
-def test_jaeger_searches_run(stack_with_traffic: Stack, target: Target) -> None:
-    traces = jaeger_search(stack_with_traffic, target.raw)
-    assert isinstance(traces, list)
-    if not target.raw["tags"]:
-        assert traces, f"{target.name}: no trace of {target.raw['service']}"
+def test_jaeger_searches_run(dashboard_stack: Stack, target: Target) -> None:
+    traces = jaeger_search(dashboard_stack, target.raw)
+    assert traces, (
+        f"{target.name}: no trace of {target.raw['service']} (tags {target.raw['tags']!r})"
+    )
     for trace in traces:
         services = {p["serviceName"] for p in trace["processes"].values()}
         assert target.raw["service"] in services
 
 
-def test_trace_to_metrics_queries_return_data(stack_with_traffic: Stack) -> None:
+def test_trace_to_metrics_queries_return_data(dashboard_stack: Stack) -> None:
     """The Jaeger datasource's "metrics for this span" queries, rendered for a real server span."""
     sources = yaml.safe_load(DATASOURCES_FILE.read_text())["datasources"]
     [jaeger] = [s for s in sources if s["type"] == "jaeger"]
     config = jaeger["jsonData"]["tracesToMetrics"]
     [search] = [t.raw for t in JAEGER_TARGETS if not t.raw["tags"]]
-    [trace, *_] = jaeger_search(stack_with_traffic, search)
+    [trace, *_] = jaeger_search(dashboard_stack, search)
     span, process = next(
         (span, trace["processes"][span["processID"]])
         for span in trace["spans"]
@@ -241,4 +339,4 @@ def test_trace_to_metrics_queries_return_data(stack_with_traffic: Stack) -> None
             .replace("$__tags", tags)
             .replace("${__span.name}", span["operationName"])
         )
-        assert finite_samples(range_query(stack_with_traffic, expr)), f"{query['name']}: {expr}"
+        assert finite_samples(range_query(dashboard_stack, expr)), f"{query['name']}: {expr}"

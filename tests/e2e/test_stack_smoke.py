@@ -182,23 +182,72 @@ def test_all_prometheus_targets_are_up(stack: Stack) -> None:
     }
 
 
+# What the collector reports about its own pipeline, as (failure counter, its success sibling,
+# matchers). A receiver creates its refused/failed counters together with its accepted one, so
+# they must exist and be 0; an exporter creates its failure counters only at its first failure,
+# so there "absent" means 0, but only once the sibling shows that this exporter did send.
+RECEIVER = 'receiver="otlp"'
+JAEGER_EXPORTER = 'exporter="otlp_grpc/jaeger"'
+PROMETHEUS_EXPORTER = 'exporter="prometheus"'
+CREATED_WITH_SUCCESS = (
+    ("otelcol_receiver_refused_spans_total", "otelcol_receiver_accepted_spans_total", RECEIVER),
+    ("otelcol_receiver_failed_spans_total", "otelcol_receiver_accepted_spans_total", RECEIVER),
+    (
+        "otelcol_receiver_refused_metric_points_total",
+        "otelcol_receiver_accepted_metric_points_total",
+        RECEIVER,
+    ),
+    (
+        "otelcol_receiver_failed_metric_points_total",
+        "otelcol_receiver_accepted_metric_points_total",
+        RECEIVER,
+    ),
+)
+CREATED_AT_FIRST_FAILURE = (
+    (
+        "otelcol_exporter_send_failed_spans_total",
+        "otelcol_exporter_sent_spans_total",
+        JAEGER_EXPORTER,
+    ),
+    (
+        "otelcol_exporter_enqueue_failed_spans_total",
+        "otelcol_exporter_sent_spans_total",
+        JAEGER_EXPORTER,
+    ),
+    (
+        "otelcol_exporter_send_failed_metric_points_total",
+        "otelcol_exporter_sent_metric_points_total",
+        PROMETHEUS_EXPORTER,
+    ),
+)
+
+
+def collector_value(stack: Stack, expr: str) -> float | None:
+    """The value of a one-sample expression; None when it has no result."""
+    result = stack.prom_query(expr)
+    assert len(result) <= 1, result
+    return float(result[0]["value"][1]) if result else None
+
+
 def test_collector_reports_no_failed_sends(stack: Stack, sent: SentTelemetry) -> None:
-    sent_spans = 'sum(otelcol_exporter_sent_spans_total{exporter="otlp_grpc/jaeger"})'
+    sent_spans = f"sum(otelcol_exporter_sent_spans_total{{{JAEGER_EXPORTER}}})"
     stack.wait_for(
         lambda: stack.prom_query(f"{sent_spans} >= {sent.spans}"), WAIT_S, what=sent_spans
     )
-    for failures in (
-        "otelcol_exporter_send_failed_spans_total",
-        "otelcol_exporter_send_failed_metric_points_total",
-        "otelcol_exporter_enqueue_failed_spans_total",
-        "otelcol_receiver_refused_spans_total",
-        "otelcol_receiver_refused_metric_points_total",
-    ):
-        assert stack.prom_query(f"sum({failures}) > 0") == [], failures
+    sent_points = f"sum(otelcol_exporter_sent_metric_points_total{{{PROMETHEUS_EXPORTER}}})"
+    stack.wait_for(lambda: stack.prom_query(f"{sent_points} > 0"), WAIT_S, what=sent_points)
+    for failures, successes, matchers in CREATED_WITH_SUCCESS:
+        assert (collector_value(stack, f"sum({successes}{{{matchers}}})") or 0) > 0, successes
+        assert collector_value(stack, f"sum({failures}{{{matchers}}})") == 0, failures
+    for failures, successes, matchers in CREATED_AT_FIRST_FAILURE:
+        # `or 0 * sibling`: 0 when the failure counter is absent, no result when the sibling is.
+        expr = f"sum({failures}{{{matchers}}}) or 0 * sum({successes}{{{matchers}}})"
+        assert collector_value(stack, expr) == 0, expr
 
 
 @pytest.mark.binaries_only(reason="reads the log files of the programs this suite starts")
 def test_running_programs_log_no_deprecations(stack: Stack, sent: SentTelemetry) -> None:
     for name in ("otelcol", "jaeger", "prometheus", "alertmanager"):
         log = stack.processes[name].log_path.read_text(errors="replace")
+        assert log, f"{name} logged nothing: wrong log file?"
         assert not DEPRECATION.search(log), f"{name}: {DEPRECATION.search(log)}"
