@@ -336,3 +336,21 @@ def test_a_failed_trace_export_pauses_exports_instead_of_encoding_doomed_batches
     assert exporter.export([]) is SpanExportResult.SUCCESS
     assert exporter.export([]) is SpanExportResult.SUCCESS
     assert inner.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("GET", "/no/such/path-1234", "GET"),
+        ("DELETE", "/predict/a", "DELETE"),
+        ("BREW", "/x", "HTTP"),
+    ],
+)
+def test_a_request_no_route_matched_is_named_by_its_method_alone(
+    instrumented, method: str, path: str, name: str
+) -> None:
+    """404 and 405: span names are span-metric labels, a raw path in one is unbounded."""
+    _, client, _, spans = instrumented
+    client.open(path, method=method)
+    (span,) = spans.get_finished_spans()
+    assert span.name == name
