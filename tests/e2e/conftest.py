@@ -56,6 +56,16 @@ def pytest_terminal_summary(
         terminalreporter.section("deselected in compose mode (binaries_only)")
         for line in reasons:
             terminalreporter.write_line(line)
+    # What the fault, cardinality and soak tests measured (record_property): loss windows,
+    # series counts, RSS growth, printed at the end of every run, green or red.
+    reports = terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+    measured = [report for report in reports if report.user_properties]
+    if measured:
+        terminalreporter.section("measured")
+        for report in measured:
+            terminalreporter.write_line(report.nodeid)
+            for name, value in report.user_properties:
+                terminalreporter.write_line(f"    {name} = {value}")
 
 
 @pytest.fixture(scope="session")

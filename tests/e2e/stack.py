@@ -40,6 +40,8 @@ TEST_ALERT_GROUP_INTERVAL = "1s"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 60
+# Above any test's traffic, below Jaeger's memory bound (max_traces in its config).
+JAEGER_SEARCH_LIMIT = 20_000
 
 T = TypeVar("T")
 
@@ -198,6 +200,11 @@ class ManagedProcess:
         if self.popen is not None:
             stop_process(self.popen)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: nothing is flushed or closed cleanly."""
+        if self.popen is not None:
+            stop_process(self.popen, signal.SIGKILL)
+
     @property
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -259,6 +266,51 @@ class StackQueries:
         """Instant query: the result vector (list of {metric: {...}, value: [ts, "v"]})."""
         return self.prom_api("query", query=expr)["result"]
 
+    def prom_total(self, selector: str) -> float | None:
+        """The sum over every series of `selector`; None while none is in Prometheus."""
+        result = self.prom_query(f"sum({selector})")
+        return float(result[0]["value"][1]) if result else None
+
+    def settled_total(self, selector: str, settle_s: float, timeout: float = 60.0) -> float:
+        """The total (0 without series) once unchanged for `settle_s`: requests answered
+        earlier may still be on their way through the pipeline, and a baseline read too early
+        counts them as lost."""
+        last: float | None = None
+        changed_at = time.monotonic()
+
+        def settled() -> bool:
+            nonlocal last, changed_at
+            value = self.prom_total(selector) or 0.0
+            if value != last:
+                last, changed_at = value, time.monotonic()
+            return time.monotonic() - changed_at >= settle_s
+
+        wait_for(settled, timeout, what=f"sum({selector}) to settle")
+        assert last is not None
+        return last
+
+    def wait_for_total(self, selector: str, expected: float, timeout: float = 60.0) -> None:
+        """Wait until sum(`selector`) == `expected`; the error names the last value seen."""
+        try:
+            wait_for(
+                lambda: self.prom_total(selector) == expected,
+                timeout,
+                what=f"sum({selector}) == {expected}",
+            )
+        except StackError as error:
+            # Read at the deadline, not when the wait began: totals keep catching up during it.
+            raise StackError(
+                f"{error}; last: {self.prom_total(selector)}, "
+                f"per instance: {self.prom_per_instance(selector)}"
+            ) from None
+
+    def prom_per_instance(self, selector: str) -> dict[str, float]:
+        """The sum per exporting process (`instance` is its service.instance.id)."""
+        result = self.prom_query(f"sum by (instance) ({selector})")
+        return {
+            series["metric"].get("instance", ""): float(series["value"][1]) for series in result
+        }
+
     def prom_exemplars(self, expr: str, window_s: float = 600.0) -> list[dict[str, Any]]:
         """Exemplars of the series selected by `expr` over the last `window_s` seconds."""
         now = time.time()
@@ -275,6 +327,22 @@ class StackQueries:
             raise StackError(f"Jaeger /api/traces/{trace_id} -> {status}: {body[:300]!r}")
         data = json.loads(body).get("data") or []
         return data[0] if data else None
+
+    def jaeger_trace_ids(
+        self, service: str, start_s: float, end_s: float, limit: int = JAEGER_SEARCH_LIMIT
+    ) -> set[str]:
+        """Ids (32 hex) of `service`'s traces stored in Jaeger with spans between two Unix times."""
+        query = urllib.parse.urlencode(
+            {
+                "service": service,
+                "start": int(start_s * 1_000_000),
+                "end": int(end_s * 1_000_000),
+                "limit": limit,
+            }
+        )
+        body = http_get_json(f"{self.jaeger_query_url}/api/traces?{query}", timeout=30.0)
+        # Jaeger's v1 API drops leading zeros of a trace id.
+        return {trace["traceID"].zfill(32) for trace in body.get("data") or []}
 
     @staticmethod
     def wait_for(
@@ -448,6 +516,17 @@ class Stack(StackQueries):
 
     def start_collector(self) -> None:
         self.processes["otelcol"].start()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one program (`otelcol`, `jaeger`, ...); `restart` brings it back."""
+        self.processes[name].kill()
+
+    def restart(self, name: str) -> None:
+        """Start a stopped or killed program again: same binary, config, ports and data dir;
+        returns once it is ready. A program still running is stopped (SIGTERM) first."""
+        process = self.processes[name]
+        process.stop()
+        process.start()
 
     def log_report(self) -> str:
         """The tail of every program's log, for a failed test's report."""

@@ -18,7 +18,7 @@ import pytest
 from compose_stack import ComposeService, ComposeStack
 from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
 from server import ServerProcess
-from stack import Stack, StackError
+from stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -48,52 +48,6 @@ def deployed(stack: Stack | ComposeStack, trained_model, tmp_path_factory) -> It
         yield Deployed(process, job, SETTLE_S)
 
 
-def total(stack: Stack, selector: str) -> float | None:
-    """The sum over every series of `selector`; None while none is in Prometheus."""
-    result = stack.prom_query(f"sum({selector})")
-    return float(result[0]["value"][1]) if result else None
-
-
-def per_instance(stack: Stack, selector: str) -> dict[str, float]:
-    """The sum per gunicorn worker (`instance` is its service.instance.id)."""
-    result = stack.prom_query(f"sum by (instance) ({selector})")
-    return {series["metric"].get("instance", ""): float(series["value"][1]) for series in result}
-
-
-def wait_for_total(stack: Stack, selector: str, expected: float) -> None:
-    try:
-        stack.wait_for(
-            lambda: total(stack, selector) == expected,
-            timeout=PIPELINE_TIMEOUT_S,
-            what=f"sum({selector}) == {expected}",
-        )
-    except StackError as error:
-        # Read at the deadline, not when the wait began: totals keep catching up during it.
-        pytest.fail(
-            f"{error}; last: {total(stack, selector)}, "
-            f"per instance: {per_instance(stack, selector)}"
-        )
-
-
-def settled_total(stack: Stack, selector: str, settle_s: float) -> float:
-    """The total (0 without series) once unchanged for `settle_s`: an earlier test's last
-    requests may still be on their way through the pipeline, and a baseline read too early counts
-    them as lost."""
-    last: float | None = None
-    changed_at = time.monotonic()
-
-    def settled() -> bool:
-        nonlocal last, changed_at
-        value = total(stack, selector) or 0.0
-        if value != last:
-            last, changed_at = value, time.monotonic()
-        return last is not None and time.monotonic() - changed_at >= settle_s
-
-    stack.wait_for(settled, timeout=PIPELINE_TIMEOUT_S, what=f"sum({selector}) to settle")
-    assert last is not None
-    return last
-
-
 def span_names(trace: dict) -> dict[str, dict]:
     return {span["operationName"]: span for span in trace["spans"]}
 
@@ -104,8 +58,8 @@ def test_every_request_and_row_is_counted_once(
     job = f'job="{deployed.job}"'
     requests = f'http_server_request_duration_seconds_count{{{job}, http_route="/predict"}}'
     rows = f'mlapi_prediction_rows_total{{{job}, outcome="ok"}}'
-    requests_before = settled_total(stack, requests, deployed.settle_s)
-    rows_before = settled_total(stack, rows, deployed.settle_s)
+    requests_before = stack.settled_total(requests, deployed.settle_s, PIPELINE_TIMEOUT_S)
+    rows_before = stack.settled_total(rows, deployed.settle_s, PIPELINE_TIMEOUT_S)
     report = replay(
         trained_model.holdout_path,
         deployed.service.url,
@@ -117,11 +71,11 @@ def test_every_request_and_row_is_counted_once(
         env=client_env(stack, "replay-e2e"),
     )
     assert report["sent"] == report["succeeded"] == 60
-    wait_for_total(stack, requests, requests_before + 60)
-    wait_for_total(stack, rows, rows_before + 180)
+    stack.wait_for_total(requests, requests_before + 60, PIPELINE_TIMEOUT_S)
+    stack.wait_for_total(rows, rows_before + 180, PIPELINE_TIMEOUT_S)
     # Each worker exports its own series from start-up (counters are created at 0), so the exact
     # total above is a sum over both, whichever worker keep-alive pinned replay's connections to.
-    assert len(per_instance(stack, rows)) >= 2, "every gunicorn worker exports its own series"
+    assert len(stack.prom_per_instance(rows)) >= 2, "every gunicorn worker exports its own series"
 
 
 def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) -> None:
@@ -150,7 +104,7 @@ def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) ->
 def test_span_metrics_cover_the_model_span_with_exemplars(stack: Stack, deployed: Deployed) -> None:
     selector = f'service_name="{deployed.job}", span_name="model.predict"'
     calls = stack.wait_for(
-        lambda: total(stack, f"traces_span_metrics_calls_total{{{selector}}}"),
+        lambda: stack.prom_total(f"traces_span_metrics_calls_total{{{selector}}}"),
         timeout=PIPELINE_TIMEOUT_S,
         what="span metrics of model.predict",
     )
@@ -195,7 +149,7 @@ def test_collector_outage_loses_no_request(
     stack: Stack, deployed: Deployed, trained_model, tmp_path: Path
 ) -> None:
     predicted = f'mlapi_prediction_rows_total{{job="{deployed.job}", outcome="ok"}}'
-    before = settled_total(stack, predicted, deployed.settle_s)
+    before = stack.settled_total(predicted, deployed.settle_s, PIPELINE_TIMEOUT_S)
     report_path = tmp_path / "report.json"
     # 20 s at 25 req/s; the collector is down for a stretch in the middle.
     run = subprocess.Popen(
@@ -215,7 +169,7 @@ def test_collector_outage_loses_no_request(
     try:
         # Only this run's rows can move the settled total: the outage starts with traffic flowing.
         stack.wait_for(
-            lambda: (total(stack, predicted) or 0.0) > before,
+            lambda: (stack.prom_total(predicted) or 0.0) > before,
             PIPELINE_TIMEOUT_S,
             what=f"sum({predicted}) > {before}",
         )
@@ -230,4 +184,4 @@ def test_collector_outage_loses_no_request(
     report = json.loads(report_path.read_text())
     assert report["failed"] == 0 and set(report["status_counts"]) == {"200"}, report
     # Counters are cumulative in the SDK: once the collector is back, the totals catch up fully.
-    wait_for_total(stack, predicted, before + report["sent"])
+    stack.wait_for_total(predicted, before + report["sent"], PIPELINE_TIMEOUT_S)
