@@ -64,12 +64,12 @@ class Plan:
 
 
 QUICK = Plan(
-    mode="quick", seconds=5, warmup_s=1, rounds=3, layout=Layout(2, 4), connections=8,
+    mode="quick", seconds=5, warmup_s=1, rounds=3, layout=Layout(2, 1), connections=8,
     sweep_layouts=tuple(map(Layout.parse, ("1x1", "1x4", "2x1", "2x2", "2x4"))), sweep_rounds=2,
     replay_rate=200, profile_s=10,
 )  # fmt: skip
 FULL = Plan(
-    mode="full", seconds=15, warmup_s=3, rounds=5, layout=Layout(2, 4), connections=8,
+    mode="full", seconds=15, warmup_s=3, rounds=5, layout=Layout(2, 1), connections=8,
     sweep_layouts=tuple(
         map(Layout.parse, ("1x1", "1x2", "1x4", "1x8", "2x1", "2x2", "2x4", "2x8", "3x2", "4x1"))
     ),

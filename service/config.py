@@ -36,12 +36,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # gthread threads per worker (1 = sync worker). The GIL serialises the Python and model work,
-    # so threads mostly overlap socket I/O. Telemetry off, 1-8 threads land within noise; telemetry
-    # on, `python -m bench.run --sweep` measured a sync worker 1.6x faster than 4 threads. 4 stays
-    # the default so a slow upload or a 10,000-row batch cannot stall probes and small requests;
-    # behind a buffering proxy, MLAPI_THREADS=1 gives more throughput.
-    threads: int = 4
+    # Threads per worker: 1 is gunicorn's sync worker, more a gthread worker. The GIL serialises
+    # the Python and model work, so threads only overlap socket I/O, and they cost: on 2 cores the
+    # bench's layout sweep measured 2 sync workers at 1.8x the req/s of 2 x 4 threads with
+    # telemetry on (1,029 vs 571) and 3.0x off, p99 34 vs 85 ms. A gthread worker also keeps
+    # connections alive, so a few long-lived client connections can all land on one worker.
+    # Scale with MLAPI_WORKERS; run behind a buffering proxy (README, Limits) against slow clients.
+    threads: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 10_000
     log_level: str = "info"

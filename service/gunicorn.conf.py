@@ -72,7 +72,7 @@ def on_starting(server):
         print(
             f"mlapi: invalid configuration: MLAPI_WORKERS={workers} with embedded /metrics would "
             "serve one worker's numbers per scrape; set OTEL_EXPORTER_OTLP_ENDPOINT (metrics "
-            "over OTLP) or MLAPI_WORKERS=1 (scale with MLAPI_THREADS)",
+            "over OTLP) or MLAPI_WORKERS=1",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -49,7 +49,7 @@ class ServerProcess:
         *,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
-        threads: int = 4,
+        threads: int = 1,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
