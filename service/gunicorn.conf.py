@@ -22,7 +22,8 @@ bind = [
 ]  # fmt: skip
 workers = _settings.workers
 threads = _settings.threads
-worker_class = "gthread" if threads > 1 else "sync"
+# One thread: gunicorn's sync worker, made to serve its listen backlog before a graceful exit.
+worker_class = "gthread" if threads > 1 else "service.draining_worker.DrainingSyncWorker"
 # The app (and telemetry, with its threads and exporters) is built in each worker after fork:
 # create_app() is the post-fork initialisation, so no post_fork hook is needed. Keep it False.
 preload_app = False

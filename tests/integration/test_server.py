@@ -339,3 +339,33 @@ def test_sigterm_drains_in_flight_request_and_exits(trained_model, tmp_path, hol
         assert second.status == 200
         assert payload["predictions"] == pytest.approx([holdout[1][0]], rel=1e-12)
         assert process.wait(timeout=5.0) == 0
+
+
+def test_sigterm_answers_the_sync_workers_backlog(trained_model, tmp_path, holdout):
+    # One sync worker, busy reading request A (half its body sent) while request B waits in the
+    # listen backlog. gunicorn's own sync worker would stop accepting and reset B at exit;
+    # service.draining_worker answers both before it exits.
+    env = {**server_env(trained_model, tmp_path / "h"), "OTEL_SDK_DISABLED": "true"}
+    process = ServerProcess(tmp_path / "server.log", env=env, workers=1, threads=1)
+    with process:
+        body = json.dumps(holdout[0][0]).encode()
+        head = (
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        # The backlog is FIFO: the worker takes A first and blocks reading its body.
+        busy = socket.create_connection((HOST, process.port), timeout=SOCKET_TIMEOUT_S)
+        busy.sendall(head + body[:10])
+        waiting = socket.create_connection((HOST, process.port), timeout=SOCKET_TIMEOUT_S)
+        waiting.sendall(head + body)
+        process.signal()
+        time.sleep(0.5)  # the worker knows it must stop before A's body completes
+        busy.sendall(body[10:])
+        for sock in (busy, waiting):
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            payload = json.loads(response.read())
+            sock.close()
+            assert response.status == 200
+            assert payload["predictions"] == pytest.approx([holdout[1][0]], rel=1e-12)
+        assert process.wait(timeout=5.0) == 0
