@@ -15,7 +15,7 @@ import requests
 from compose_stack import COMPOSE_MODE, ComposeService, ComposeStack, stack_mode
 from deployment import client_env, deploy, replay
 from server import ServerProcess
-from stack import Stack, StackError, locate_binaries
+from stack import Stack, StackError, locate_binaries, running
 
 # The service name the dashboards and the Jaeger panels are written for.
 SERVICE_JOB = "mlapi"
@@ -81,14 +81,11 @@ def stack(
     """Collector, Prometheus, Alertmanager and Jaeger running on free 127.0.0.1 ports; in
     compose mode, the running compose stack (no binaries needed)."""
     if stack_mode() == COMPOSE_MODE:
-        running: Stack | ComposeStack = ComposeStack()
+        chosen: Stack | ComposeStack = ComposeStack()
     else:
-        running = Stack(tmp_path_factory.mktemp("stack"), request.getfixturevalue("stack_binaries"))
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+        chosen = Stack(tmp_path_factory.mktemp("stack"), request.getfixturevalue("stack_binaries"))
+    with running(chosen):
+        yield chosen
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIG = REPO_ROOT / "otel" / "collector-config.yaml"
@@ -44,6 +45,25 @@ LOG_TAIL_LINES = 60
 JAEGER_SEARCH_LIMIT = 20_000
 
 T = TypeVar("T")
+
+
+class Startable(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+@contextmanager
+def running(stack: S) -> Iterator[S]:
+    """`stack` started for the block and stopped however the block ends."""
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 class StackError(RuntimeError):

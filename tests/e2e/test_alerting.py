@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
 from server import mlapi_command
-from stack import PROMETHEUS_CONFIG, Stack, StackError, stop_process
+from stack import PROMETHEUS_CONFIG, Stack, StackError, running, stop_process
 
 from service.training import ARTIFACT_NAME, HOLDOUT_NAME
 
@@ -96,12 +96,8 @@ def stack(stack_binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     loading the test rendering of the rules."""
     workdir = tmp_path_factory.mktemp("alerting-stack")
     rules = render_test_rules(workdir / "config" / "rules")
-    running = Stack(workdir, stack_binaries, rules_dir=rules)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(Stack(workdir, stack_binaries, rules_dir=rules)) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 from deployment import REPLAY_TIMEOUT_S, deploy, replay_command
 from server import HOST, ServerProcess
-from stack import Stack
+from stack import Stack, running
 
 pytestmark = [
     pytest.mark.e2e,
@@ -68,12 +68,8 @@ REQUESTS = f'http_server_request_duration_seconds_count{{job="{JOB}", http_route
 @pytest.fixture(scope="module")
 def stack(stack_binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """This module's own stack: its programs get killed."""
-    running = Stack(tmp_path_factory.mktemp("faults-stack"), stack_binaries)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(Stack(tmp_path_factory.mktemp("faults-stack"), stack_binaries)) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
