@@ -189,38 +189,37 @@ PSI_LINES = [("psi_warn", WARN_COLOUR), ("psi_critical", CRITICAL_COLOUR)]
 
 
 def feature_psi() -> g.Json:
-    return with_thresholds(
+    return _psi(
         "Feature drift (PSI, 1 h)",
         "Population stability index of each feature over the last hour against the training "
         "distribution (fixed reference bins). Dashed lines: the card's psi_warn and psi_critical. "
         "Below the card's drift_min_observations, PSI is mostly sampling noise.",
-        [
-            g.prometheus_target(
-                max_by(
-                    [m.FEATURE],
-                    selector(m.PSI, neq(m.FEATURE, m.PREDICTION_FEATURE), m.BY_MODEL_VERSION),
-                ),
-                g.label(m.FEATURE),
-            )
-        ],
-        PSI_LINES,
-        unit=g.NO_UNIT,
+        neq(m.FEATURE, m.PREDICTION_FEATURE),
+        m.FEATURE,
     )
 
 
 def prediction_psi() -> g.Json:
-    return with_thresholds(
+    return _psi(
         "Prediction drift (PSI, 1 h)",
         "Population stability index of the predictions themselves over the last hour against the "
         "predictions on the training data: the model's output distribution has moved when this "
         "crosses the dashed thresholds.",
+        eq(m.FEATURE, m.PREDICTION_FEATURE),
+        m.MODEL_VERSION,
+    )
+
+
+def _psi(title: str, description: str, feature_matcher: str, series_label: str) -> g.Json:
+    """The PSI recording rule's series picked by `feature_matcher`, one line per `series_label`,
+    with the card's psi_warn and psi_critical dashed."""
+    return with_thresholds(
+        title,
+        description,
         [
             g.prometheus_target(
-                max_by(
-                    [m.MODEL_VERSION],
-                    selector(m.PSI, eq(m.FEATURE, m.PREDICTION_FEATURE), m.BY_MODEL_VERSION),
-                ),
-                g.label(m.MODEL_VERSION),
+                max_by([series_label], selector(m.PSI, feature_matcher, m.BY_MODEL_VERSION)),
+                g.label(series_label),
             )
         ],
         PSI_LINES,
