@@ -40,8 +40,6 @@ def create_app(
     settings = settings or Settings.from_env()
     model = model or load_configured_model(settings)
     app = Flask(__name__)
-    # Werkzeug's own cap, for any route that reads a body; /predict checks it before reading.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Key order is part of no contract; sorting every response only costs time.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
