@@ -20,7 +20,8 @@ from skops.io.exceptions import UntrustedTypesFoundException
 
 from service.dataset import content_sha256, load_housing
 from service.model_card import CARD_SCHEMA_VERSION, CardError, ModelCard
-from service.training import ARTIFACT_NAME, CARD_NAME, package_version, train
+from service.training import ARTIFACT_NAME, CARD_NAME, train
+from service.version import package_version
 
 # Every non-builtin type a housing GradientBoostingRegressor artifact holds. skops also trusts
 # its own defaults (builtins, numpy, scikit-learn estimator classes); anything else — a custom

@@ -6,7 +6,6 @@ lists the statuses it really returns (plus ``default``, the error shape of 404/4
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from service.auth import OPEN_PATHS, REALM
@@ -15,8 +14,8 @@ from service.errors import ERROR_CODES
 from service.feedback_token import MAX_TOKEN_CHARS
 from service.model_card import ModelCard
 from service.payload import MAX_ABS_VALUE
+from service.version import package_version
 
-DISTRIBUTION = "monitoring-ml-api"
 JSON = "application/json"
 BEARER_SCHEME = "bearerAuth"
 
@@ -30,7 +29,7 @@ def build_openapi(card: ModelCard, settings: Settings) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Monitoring ML API",
-            "version": _distribution_version(),
+            "version": package_version(),
             "summary": f"Predictions of the {card.name} model, version {card.version}.",
             "description": _error_code_table(),
         },
@@ -404,10 +403,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, float):
         return "number"
     return {str: "string", list: "array", tuple: "array", dict: "object"}[type(value)]
-
-
-def _distribution_version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"

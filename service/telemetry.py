@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Literal
 
 import flask
@@ -46,12 +45,12 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 
 from service.access_log import ENVIRON_FIELDS_KEY as ACCESS_LOG_FIELDS_KEY
 from service.instruments import ModelCardLike, ModelInstruments
+from service.version import package_version
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "mlapi"
 DEFAULT_ENVIRONMENT = "development"
-DISTRIBUTION = "monitoring-ml-api"
 # Short, so an absent collector costs one failed attempt per batch instead of the SDK's 10 s.
 DEFAULT_EXPORT_TIMEOUT_S = 2.0
 # After a failed trace export, batches are dropped unencoded for this long: a down collector then
@@ -244,12 +243,12 @@ def _span_exporter(protocol: str) -> Any:
     return OTLPSpanExporter(timeout=_otlp_timeout_s("TRACES"))
 
 
-def _metric_exporter(protocol: str) -> Any:
+def _metric_exporter(protocol: str, timeout_s: float | None) -> Any:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return OTLPMetricExporter(timeout=_otlp_timeout_s("METRICS"))
+    return OTLPMetricExporter(timeout=timeout_s)
 
 
 def _sampler(plan: ExportPlan) -> Sampler | None:
@@ -270,13 +269,6 @@ def _exemplar_filter(plan: ExportPlan) -> ExemplarFilter | None:
     return None
 
 
-def _package_version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
-
-
 def build_resource(service_version: str, environment: str) -> Resource:
     """Our defaults < OTEL_RESOURCE_ATTRIBUTES < OTEL_SERVICE_NAME; the instance id is always
     fresh, so every process (gunicorn worker) is its own series."""
@@ -293,11 +285,11 @@ def build_resource(service_version: str, environment: str) -> Resource:
 
 @dataclass
 class Telemetry:
-    """The process's telemetry handles. With the SDK disabled, tracer and meter are no-ops."""
+    """The process's telemetry handles. With the SDK disabled, the tracer and the instruments'
+    meter are no-ops."""
 
     plan: ExportPlan
     tracer: trace.Tracer
-    meter: metrics.Meter
     instruments: ModelInstruments
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
@@ -399,12 +391,10 @@ def current_trace_id() -> str | None:
 
 
 def _disabled(plan: ExportPlan, card: ModelCardLike) -> Telemetry:
-    meter = metrics.NoOpMeter(SCOPE_NAME)
     return Telemetry(
         plan=plan,
         tracer=trace.NoOpTracer(),
-        meter=meter,
-        instruments=ModelInstruments(meter, card),
+        instruments=ModelInstruments(metrics.NoOpMeter(SCOPE_NAME), card),
     )
 
 
@@ -423,7 +413,7 @@ def init_telemetry(
     if plan.disabled:
         return _disabled(plan, card)
     _semconv_http_stable(os.environ)
-    resource = build_resource(service_version or _package_version(), environment)
+    resource = build_resource(service_version or package_version(), environment)
 
     tracer_provider = TracerProvider(
         resource=resource, sampler=_sampler(plan), shutdown_on_exit=False
@@ -443,7 +433,7 @@ def init_telemetry(
         timeout_s = _otlp_timeout_s("METRICS")
         readers.append(
             PeriodicExportingMetricReader(
-                _metric_exporter(plan.metrics_protocol),
+                _metric_exporter(plan.metrics_protocol, timeout_s),
                 export_timeout_millis=None if timeout_s is None else timeout_s * 1000,
             )
         )
@@ -468,13 +458,11 @@ def init_telemetry(
         ],
         shutdown_on_exit=False,
     )
-    meter = meter_provider.get_meter(SCOPE_NAME)
     _rate_limit_sdk_logs()
     return Telemetry(
         plan=plan,
         tracer=tracer_provider.get_tracer(SCOPE_NAME),
-        meter=meter,
-        instruments=ModelInstruments(meter, card),
+        instruments=ModelInstruments(meter_provider.get_meter(SCOPE_NAME), card),
         span_features=os.environ.get(SPAN_FEATURES_ENV, "").strip().lower() == "true",
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,

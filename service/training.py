@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,8 @@ from service.model_card import (
     utc_now_iso,
 )
 from service.thresholds import default_thresholds
+from service.version import package_version
 
-DISTRIBUTION = "monitoring-ml-api"
 ARTIFACT_NAME = "model.skops"
 CARD_NAME = "model.card.json"
 HOLDOUT_NAME = "holdout.csv"
@@ -53,14 +52,6 @@ class TrainResult:
     artifact_path: Path
     card_path: Path
     holdout_path: Path
-
-
-def package_version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        # Running from a source tree that was never installed.
-        return "0+unknown"
 
 
 def default_version(training_data_sha256: str) -> str:
