@@ -28,7 +28,7 @@ import numpy as np
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from service.drift_reference import MAX_BINS, DriftReference
-from service.feedback import FeedbackBatch
+from service.feedback import ID_PROBLEMS, FeedbackBatch
 from service.thresholds import Thresholds, threshold_gauge_values
 
 UNKNOWN_FEATURE = "_unknown"
@@ -52,7 +52,7 @@ FEEDBACK_DELAY_BUCKETS_S = (
 )  # fmt: skip
 # Reasons a feedback item is refused, created at 0 at start (token reasons, then item problems).
 FEEDBACK_REJECTION_REASONS = (
-    "malformed", "bad_signature", "expired", "not_yet_valid",
+    *ID_PROBLEMS,
     "invalid_actual", "missing_field", "unknown_field", "invalid_body", "malformed_json",
 )  # fmt: skip
 # Feedback is labelled by the model version inside its (signed) id; more versions than this in
