@@ -250,6 +250,20 @@ def test_chunked_body_within_the_limit_is_served(server, holdout):
     assert response.status_code == 200, response.text
 
 
+def test_chunked_body_of_exactly_the_limit_is_read_whole(server, holdout):
+    # Exactly MLAPI_MAX_BODY_BYTES, chunked: within the limit (one record padded with whitespace).
+    limit = 8 * 1024 * 1024
+    data = json.dumps(holdout[0][0]).encode()
+    padded = data + b" " * (limit - len(data))
+    response = requests.post(
+        f"{server.url}/predict",
+        data=(padded[i : i + 1024 * 1024] for i in range(0, limit, 1024 * 1024)),
+        headers=JSON_HEADERS,
+        timeout=SOCKET_TIMEOUT_S,
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_oversize_body_is_413_json(server):
     response = post(server, b" " * (8 * 1024 * 1024 + 1))
     assert_error(response, 413, "payload_too_large")
