@@ -16,7 +16,7 @@ from replay.csv_source import DEFAULT_SHUFFLE_BUFFER, CsvUnreadable
 from replay.drift import ShiftError, parse_shifts
 from replay.report import summary_table, write_report
 from replay.run import RunConfig, execute
-from replay.sender import parse_header
+from replay.sender import parse_header, sets_authorization
 from replay.tracing import TracingConfigError
 
 EXIT_OK = 0
@@ -188,7 +188,7 @@ def with_env_token(headers: dict[str, str], env: Mapping[str, str]) -> dict[str,
     """``headers`` plus ``Authorization: Bearer $REPLAY_AUTH_TOKEN``, unless a --header already
     sets Authorization (the explicit flag wins) or the variable is unset."""
     token = env.get(AUTH_TOKEN_ENV, "").strip()
-    if not token or any(name.lower() == "authorization" for name in headers):
+    if not token or sets_authorization(headers):
         return headers
     return {**headers, "Authorization": f"Bearer {token}"}
 

@@ -55,6 +55,11 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def sets_authorization(headers: Mapping[str, str]) -> bool:
+    """Whether `headers` set Authorization (header names are case-insensitive)."""
+    return any(name.lower() == "authorization" for name in headers)
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), None if absent or
     unparseable."""
@@ -123,8 +128,8 @@ class Sender:
         self.timeout = timeout
         self.max_retries = max_retries
         self._stop = stop or threading.Event()
-        explicit_auth = any(name.lower() == "authorization" for name in headers or {})
-        self._session = _session_for(self.target, verify, pool_size, netrc=not explicit_auth)
+        netrc = not sets_authorization(headers or {})
+        self._session = _session_for(self.target, verify, pool_size, netrc=netrc)
         self._request_ids = random.Random()  # seeded from os.urandom; ids need uniqueness only
         if verify is False:
             # The user asked for --insecure; one warning per request would drown the progress line.
