@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from packaging.utils import canonicalize_name as canonical
 
 PROJECT_JSON_URL = "https://pypi.org/pypi/{name}/json"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
@@ -43,10 +44,6 @@ class Finding:
 def parse_pins(lock_text: str) -> dict[str, str]:
     """`name==version` lines of a pip-compile lock, names in their canonical form."""
     return {canonical(name): version for name, version in PIN.findall(lock_text)}
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def pip_audit_report(lock: Path) -> dict[str, Any]:
