@@ -67,15 +67,11 @@ test: venv lint compose-check audit
 	.ci/stack-bin >/dev/null
 	$(BIN)/pytest tests
 
-bench: venv
+bench-quick: BENCH_ARGS = --quick
+bench bench-quick: venv
 	.ci/stack-bin >/dev/null
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m bench.run
-
-bench-quick: venv
-	.ci/stack-bin >/dev/null
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 dashboards: venv
 	$(BIN)/python observability/grafana/build_dashboards.py
