@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from server import ServerProcess
-from stack import Stack
+from stack import Stack, stop_process
 
 REPLAY_TIMEOUT_S = 120.0
 WORKERS = 2
@@ -53,6 +56,25 @@ def deploy(stack: Stack, model_path: Path, job: str, log_path: Path) -> ServerPr
 def replay_command(csv: Path, target: str, *args: str) -> list[str]:
     """The replay CLI of this interpreter, replaying `csv` against `target`."""
     return [sys.executable, "-m", "replay", str(csv), "--target", target, *args]
+
+
+@contextmanager
+def replay_in_background(
+    csv: Path, target: str, *args: str, env: dict[str, str]
+) -> Iterator[subprocess.Popen[str]]:
+    """The replay CLI running while the block runs (stderr piped for the caller's
+    `communicate`); killed and reaped if the block leaves it running."""
+    run = subprocess.Popen(
+        replay_command(csv, target, *args),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield run
+    finally:
+        stop_process(run, signal.SIGKILL)
 
 
 def replay(csv: Path, target: str, report: Path, *args: str, env: dict[str, str]) -> dict:

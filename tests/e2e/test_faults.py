@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 from deployment import REPLAY_TIMEOUT_S, deploy, replay_command
 from server import HOST, ServerProcess
-from stack import Stack, running
+from stack import Stack, running, stop_process
 
 pytestmark = [
     pytest.mark.e2e,
@@ -128,7 +128,7 @@ class SteadyReplay:
         try:
             Stack.wait_for(self.served, PIPELINE_TIMEOUT_S, what="replay's first answer")
         except BaseException:
-            self.run.kill()
+            stop_process(self.run, signal.SIGKILL)
             raise
         return self
 
@@ -142,9 +142,7 @@ class SteadyReplay:
         try:
             _, self.stderr = self.run.communicate(timeout=REPLAY_TIMEOUT_S)
         finally:
-            if self.run.poll() is None:
-                self.run.kill()
-                self.run.wait()
+            stop_process(self.run, signal.SIGKILL)
 
     def served(self) -> dict[str, float]:
         """This run's requests the service answered 200 so far (trace id -> Unix time)."""

@@ -7,7 +7,6 @@ shared `api` (job `mlapi`). Either way, every count asserted is a delta over a s
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from compose_stack import ComposeService, ComposeStack
-from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
+from deployment import (
+    REPLAY_TIMEOUT_S,
+    client_env,
+    deploy,
+    replay,
+    replay_in_background,
+)
 from server import ServerProcess
 from stack import Stack
 
@@ -152,21 +157,15 @@ def test_collector_outage_loses_no_request(
     before = stack.settled_total(predicted, deployed.settle_s, PIPELINE_TIMEOUT_S)
     report_path = tmp_path / "report.json"
     # 20 s at 25 req/s; the collector is down for a stretch in the middle.
-    run = subprocess.Popen(
-        replay_command(
-            trained_model.holdout_path,
-            deployed.service.url,
-            "--rate=25",
-            "--duration=20",
-            "--loop",
-            f"--report={report_path}",
-        ),
+    with replay_in_background(
+        trained_model.holdout_path,
+        deployed.service.url,
+        "--rate=25",
+        "--duration=20",
+        "--loop",
+        f"--report={report_path}",
         env=client_env(stack, "replay-outage"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    ) as run:
         # Only this run's rows can move the settled total: the outage starts with traffic flowing.
         stack.wait_for(
             lambda: (stack.prom_total(predicted) or 0.0) > before,
@@ -177,9 +176,6 @@ def test_collector_outage_loses_no_request(
         time.sleep(OUTAGE_S)
         stack.start_collector()
         _, stderr = run.communicate(timeout=REPLAY_TIMEOUT_S)
-    finally:
-        if run.poll() is None:
-            run.kill()
     assert run.returncode == 0, stderr[-2000:]
     report = json.loads(report_path.read_text())
     assert report["failed"] == 0 and set(report["status_counts"]) == {"200"}, report

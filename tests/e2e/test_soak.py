@@ -11,13 +11,12 @@ and 4 KiB per request ~23 MiB.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from deployment import REPLAY_TIMEOUT_S, WORKERS, client_env, deploy, replay_command
+from deployment import REPLAY_TIMEOUT_S, WORKERS, client_env, deploy, replay_in_background
 from stack import Stack
 
 pytestmark = [
@@ -68,35 +67,25 @@ def test_worker_memory_does_not_grow_under_steady_traffic(
     with deploy(stack, trained_model.artifact_path, job, tmp_path / "service.log") as service:
         workers = workers_of(service.pid)
         assert len(workers) == WORKERS, workers
-        run = subprocess.Popen(
-            replay_command(
-                trained_model.holdout_path,
-                service.url,
-                f"--rate={RATE}",
-                f"--duration={WARM_UP_S + SOAK_S}",
-                "--concurrency=8",
-                "--batch-size=3",
-                "--loop",
-                "--shuffle",
-                "--seed=1",
-                f"--report={report_path}",
-            ),
+        with replay_in_background(
+            trained_model.holdout_path,
+            service.url,
+            f"--rate={RATE}",
+            f"--duration={WARM_UP_S + SOAK_S}",
+            "--concurrency=8",
+            "--batch-size=3",
+            "--loop",
+            "--shuffle",
+            "--seed=1",
+            f"--report={report_path}",
             env=client_env(stack, "replay-soak"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        ) as run:
             time.sleep(WARM_UP_S)
             samples = [[rss_mib(pid) for pid in workers]]
             while run.poll() is None and len(samples) <= SOAK_S // SAMPLE_EVERY_S:
                 time.sleep(SAMPLE_EVERY_S)
                 samples.append([rss_mib(pid) for pid in workers])
             _, stderr = run.communicate(timeout=REPLAY_TIMEOUT_S)
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.wait()
         assert workers_of(service.pid) == workers, "a worker was restarted during the soak"
     assert run.returncode == 0, stderr[-2000:]
     growth = [end - start for start, end in zip(samples[0], samples[-1], strict=True)]
