@@ -151,13 +151,7 @@ def test_latency_exemplars_resolve_to_traces_in_jaeger(stack: Stack, sent: SentT
 
 def test_span_metrics_count_every_span_with_exemplars(stack: Stack, sent: SentTelemetry) -> None:
     selector = f'{{service_name="{sent.service}", span_name="{SPAN_NAME}"}}'
-    calls = f"sum(traces_span_metrics_calls_total{selector})"
-
-    def total_calls() -> float | None:
-        result = stack.prom_query(calls)
-        return float(result[0]["value"][1]) if result else None
-
-    stack.wait_for(lambda: total_calls() == sent.spans, WAIT_S, what=f"{calls} == {sent.spans}")
+    stack.wait_for_total(f"traces_span_metrics_calls_total{selector}", sent.spans, WAIT_S)
     exemplars = stack.wait_for(
         lambda: stack.prom_exemplars(f"traces_span_metrics_duration_milliseconds_bucket{selector}"),
         WAIT_S,
@@ -222,13 +216,6 @@ CREATED_AT_FIRST_FAILURE = (
 )
 
 
-def collector_value(stack: Stack, expr: str) -> float | None:
-    """The value of a one-sample expression; None when it has no result."""
-    result = stack.prom_query(expr)
-    assert len(result) <= 1, result
-    return float(result[0]["value"][1]) if result else None
-
-
 def test_collector_reports_no_failed_sends(stack: Stack, sent: SentTelemetry) -> None:
     sent_spans = f"sum(otelcol_exporter_sent_spans_total{{{JAEGER_EXPORTER}}})"
     stack.wait_for(
@@ -237,12 +224,12 @@ def test_collector_reports_no_failed_sends(stack: Stack, sent: SentTelemetry) ->
     sent_points = f"sum(otelcol_exporter_sent_metric_points_total{{{PROMETHEUS_EXPORTER}}})"
     stack.wait_for(lambda: stack.prom_query(f"{sent_points} > 0"), WAIT_S, what=sent_points)
     for failures, successes, matchers in CREATED_WITH_SUCCESS:
-        assert (collector_value(stack, f"sum({successes}{{{matchers}}})") or 0) > 0, successes
-        assert collector_value(stack, f"sum({failures}{{{matchers}}})") == 0, failures
+        assert (stack.prom_total(f"{successes}{{{matchers}}}") or 0) > 0, successes
+        assert stack.prom_total(f"{failures}{{{matchers}}}") == 0, failures
     for failures, successes, matchers in CREATED_AT_FIRST_FAILURE:
         # `or 0 * sibling`: 0 when the failure counter is absent, no result when the sibling is.
-        expr = f"sum({failures}{{{matchers}}}) or 0 * sum({successes}{{{matchers}}})"
-        assert collector_value(stack, expr) == 0, expr
+        expr = f"{failures}{{{matchers}}} or 0 * {successes}{{{matchers}}}"
+        assert stack.prom_total(expr) == 0, expr
 
 
 @pytest.mark.binaries_only(reason="reads the log files of the programs this suite starts")
