@@ -38,6 +38,8 @@ from deployment import client_env, deploy, replay
 from server import ServerProcess
 from stack import Stack
 
+from service.dataset import FEATURES
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.binaries_only(reason="deploys its own services, one with embedded /metrics"),
@@ -67,9 +69,6 @@ CEILING_COLLECTOR = round((MEASURED_NORMAL_COLLECTOR + MEASURED_ADDED_COLLECTOR)
 # Longer than the span metrics' flush interval (5 s in the test stack).
 SETTLE_S = 7.0
 
-FEATURE_NAMES = (
-    "CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT",
-)  # fmt: skip
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
 # The service's routes (healthz, readyz and metrics are not measured, but answer).
 PATHS = ("/predict", "/feedback", "/model", "/healthz", "/readyz", "/openapi.json", "/metrics")
@@ -94,9 +93,9 @@ def random_value(rng: random.Random) -> object:
 
 
 def random_body(rng: random.Random) -> bytes:
-    row: dict[str, object] = {name: random_value(rng) for name in FEATURE_NAMES}
+    row: dict[str, object] = {name: random_value(rng) for name in FEATURES}
     if rng.random() < 0.2:
-        row.pop(rng.choice(FEATURE_NAMES))
+        row.pop(rng.choice(FEATURES))
     if rng.random() < 0.2:
         row[random_token(rng, rng.randrange(1, 40))] = rng.random()
     if rng.random() < 0.1:

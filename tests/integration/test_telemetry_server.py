@@ -17,12 +17,11 @@ import pytest
 import requests
 from server import ServerProcess, free_port
 
+from service.dataset import FEATURES
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-FEATURES = (
-    "CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT",
-)  # fmt: skip
 ROW = dict(zip(FEATURES, (0.1, 12.5, 7.0, 0.0, 0.5, 6.2, 65.0, 4.0, 4.0, 300.0, 18.0, 390.0, 12.0),
                strict=True))  # fmt: skip
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
