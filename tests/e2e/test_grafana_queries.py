@@ -19,11 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import secrets
-import signal
-import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -36,8 +33,8 @@ import requests
 import skops.io
 import yaml
 from deployment import service_env
-from server import HOST, free_port, mlapi_command
-from stack import Stack, http_get_json, stop_process
+from server import ServerProcess
+from stack import Stack, http_get_json
 
 from service.model_store import TRUSTED_TYPES
 from service.training import ARTIFACT_NAME, CARD_NAME
@@ -110,10 +107,6 @@ def unpredictable_copy(artifact: Path, target_dir: Path) -> Path:
     return target_dir / ARTIFACT_NAME
 
 
-def readyz_status(url: str) -> int:
-    return requests.get(f"{url}/readyz", timeout=5).status_code
-
-
 @pytest.fixture(scope="module")
 def failing_trace_id(
     stack_with_traffic: Stack, trained_model, tmp_path_factory: pytest.TempPathFactory
@@ -125,22 +118,13 @@ def failing_trace_id(
     stack = stack_with_traffic
     root = tmp_path_factory.mktemp("unready")
     model = unpredictable_copy(trained_model.artifact_path, root / "model")
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    env = {
-        **os.environ,
-        **service_env(stack, model, DASHBOARD_SERVICE),
-        "OTEL_METRICS_EXPORTER": "none",
-    }
-    argv = [*mlapi_command(), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
-    with (root / "service.log").open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {**service_env(stack, model, DASHBOARD_SERVICE), "OTEL_METRICS_EXPORTER": "none"}
+    process = ServerProcess(root / "service.log", env=env).start(WAIT_S, ready_status=503)
     try:
-        stack.wait_for(lambda: readyz_status(url) == 503, WAIT_S, what=f"{url}/readyz -> 503")
         trace_id = secrets.token_hex(16)
         row = {feature.name: feature.mean for feature in trained_model.card.features}
         response = requests.post(
-            f"{url}/predict",
+            f"{process.url}/predict",
             json={"records": [row]},
             headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
             timeout=10,
@@ -150,7 +134,7 @@ def failing_trace_id(
         # Before stopping the process: its span must have left it.
         stack.wait_for(lambda: stack.jaeger_trace(trace_id), WAIT_S, what=f"trace {trace_id}")
     finally:
-        stop_process(process, signal.SIGTERM)
+        process.stop()
     return trace_id
 
 

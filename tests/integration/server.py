@@ -76,9 +76,10 @@ class ServerProcess:
     def pid(self) -> int:
         return self._running().pid
 
-    def start(self, ready_timeout: float = 60.0) -> ServerProcess:
-        """Start and wait until GET /readyz answers 200; on any failure nothing is left running
-        and the error carries the log tail."""
+    def start(self, ready_timeout: float = 60.0, ready_status: int = 200) -> ServerProcess:
+        """Start and wait until GET /readyz answers `ready_status` (503: a service that is up but
+        must never get ready); on any failure nothing is left running and the error carries the
+        log tail."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             # Its own process group, so kill() takes the workers down with the master.
@@ -90,13 +91,13 @@ class ServerProcess:
                 start_new_session=True,
             )
         try:
-            self._wait_ready(ready_timeout)
+            self._wait_ready(ready_timeout, ready_status)
         except BaseException:
             self.kill()
             raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, ready_status: int) -> None:
         process = self._running()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,7 +106,7 @@ class ServerProcess:
                     f"mlapi serve exited with {process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == ready_status:
                     return
             # Refused before the bind; a read timeout while the master listens but no worker
             # has booted yet (seconds on a busy host).
