@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from server import ServerProcess
 
+# Telemetry on, exported nowhere: for servers whose test is not about telemetry.
+NO_EXPORT = {"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
+
 
 def server_env(trained_model, home: Path) -> dict[str, str]:
     """The model under test, and a private HOME without XDG_RUNTIME_DIR, so a control socket

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import server_env
+from conftest import NO_EXPORT, server_env
 from server import ServerProcess
 
 from service.auth import TOKENS_ENV, TOKENS_FILE_ENV
@@ -26,7 +26,6 @@ TIMEOUT_S = 10
 RESPAWN_TIMEOUT_S = 60
 REPLAY_TIMEOUT_S = 120
 # No collector here, and embedded /metrics refuses several workers: no export for those servers.
-NO_EXPORT = {"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import server_env
+from conftest import NO_EXPORT, server_env
 from server import ServerProcess, mlapi_command
 
 from service.feedback_token import KEY_ENV, MIN_KEY_BYTES
@@ -19,7 +19,6 @@ pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 10
 # No collector in these tests, and embedded /metrics refuses several workers: no metric export.
-NO_EXPORT = {"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
 
 
 @pytest.fixture(scope="module")
