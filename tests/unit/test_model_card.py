@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import stat
 from dataclasses import dataclass
 
 import pytest
@@ -60,6 +61,13 @@ def test_round_trip_through_json_and_file(trained_model, tmp_path):
     card.save(path)
     assert ModelCard.load(path) == card
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]  # no temporary left behind
+
+
+def test_a_saved_card_is_readable_by_other_users(trained_model, tmp_path):
+    """The image trains as root and serves as another user (found by the first compose run)."""
+    path = tmp_path / "card.json"
+    trained_model.card.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_card_describes_the_training_data(trained_model):
