@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 E2E_DIR = REPO / "tests" / "e2e"
 NO_ENGINE = "Cannot connect to the Docker daemon"
+# Each image compose pulls or builds from, as a variable whose default is the official image.
+IMAGE_VARIABLES = (
+    "PYTHON_IMAGE",
+    "GOLANG_IMAGE",
+    "DEBIAN_IMAGE",
+    "PROMETHEUS_IMAGE",
+    "ALERTMANAGER_IMAGE",
+    "JAEGER_IMAGE",
+    "GRAFANA_IMAGE",
+)
 
 
 def compose_binary() -> Path:
@@ -44,17 +56,36 @@ def compose_stack() -> Iterator[ModuleType]:
         del sys.modules[name]
 
 
-@pytest.fixture(scope="module")
-def compose_config() -> dict[str, Any]:
+def resolved_config(**variables: str) -> dict[str, Any]:
+    """What real compose resolves from docker-compose.yml (every profile), with `variables` set."""
+    environment = {k: v for k, v in os.environ.items() if k not in IMAGE_VARIABLES}
     result = subprocess.run(
-        [compose_binary(), "--project-directory", REPO, "config", "--format", "json"],
+        [
+            compose_binary(),
+            "--project-directory",
+            REPO,
+            "--profile",
+            "*",
+            "config",
+            "--format=json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**environment, **variables},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose_config() -> dict[str, Any]:
+    return resolved_config()
+
+
+def env_file() -> dict[str, str]:
+    return dict(re.findall(r"^(\w+)=(.*)$", (REPO / ".env").read_text(), re.MULTILINE))
 
 
 @pytest.fixture
@@ -77,19 +108,65 @@ def test_urls_are_the_published_loopback_ports(compose_stack: ModuleType) -> Non
     assert stack.service.url == "http://127.0.0.1:8000"
 
 
+def published(config: dict[str, Any]) -> dict[tuple[str, int], str]:
+    """(service, published port) -> host address, for every service of every profile."""
+    return {
+        (name, int(port["published"])): port.get("host_ip", "0.0.0.0")
+        for name, service in config["services"].items()
+        for port in service.get("ports", [])
+    }
+
+
 def test_every_endpoint_is_published_by_compose_on_the_same_port(
     compose_stack: ModuleType, compose_config: dict[str, Any]
 ) -> None:
     for name, (service, port) in compose_stack.ENDPOINTS.items():
-        published = {
-            (p["target"], p["published"], p.get("host_ip", "0.0.0.0"))
-            for p in compose_config["services"][service].get("ports", [])
+        targets = {
+            (p["target"], p["published"]) for p in compose_config["services"][service]["ports"]
         }
-        assert published & {(port, str(port), "127.0.0.1"), (port, str(port), "0.0.0.0")}, (
-            name,
-            service,
-            published,
-        )
+        assert (port, str(port)) in targets, (name, service, targets)
+
+
+def test_every_port_is_published_on_loopback_by_default(compose_config: dict[str, Any]) -> None:
+    ports = published(compose_config)
+    assert len(ports) >= 10
+    assert {key: address for key, address in ports.items() if address != "127.0.0.1"} == {}
+
+
+def test_one_variable_publishes_every_port_elsewhere() -> None:
+    ports = published(resolved_config(MLAPI_PUBLISH_ADDRESS="0.0.0.0"))
+    assert set(ports.values()) == {"0.0.0.0"}
+
+
+def test_every_image_defaults_to_the_official_one_at_the_pinned_version(
+    compose_config: dict[str, Any],
+) -> None:
+    versions = env_file()
+    images = {name: service.get("image") for name, service in compose_config["services"].items()}
+    suite = versions["DEBIAN_SUITE"]
+    assert images["prometheus"] == f"prom/prometheus:v{versions['PROMETHEUS_VERSION']}"
+    assert images["alertmanager"] == f"prom/alertmanager:v{versions['ALERTMANAGER_VERSION']}"
+    assert images["jaeger"] == f"jaegertracing/jaeger:{versions['JAEGER_VERSION']}"
+    assert (
+        images["grafana"]
+        == images["grafana-secret"]
+        == (f"grafana/grafana:{versions['GRAFANA_VERSION']}")
+    )
+    python = f"python:{versions['PYTHON_VERSION']}-slim-{suite}"
+    assert images["alert-webhook"] == python
+    assert compose_config["services"]["api"]["build"]["args"]["PYTHON_IMAGE"] == python
+    collector_args = compose_config["services"]["otel-collector"]["build"]["args"]
+    assert collector_args["GOLANG_IMAGE"] == f"golang:{versions['GOLANG_VERSION']}-{suite}"
+    assert collector_args["DEBIAN_IMAGE"] == f"debian:{suite}-slim"
+
+
+def test_every_image_can_be_handed_in_without_editing_the_compose_file() -> None:
+    stand_ins = {name: f"mlapi-standin/{name.lower()}:test" for name in IMAGE_VARIABLES}
+    services = resolved_config(**stand_ins)["services"]
+    used = {service["image"] for service in services.values() if "build" not in service}
+    for service in services.values():
+        used |= {v for k, v in service.get("build", {}).get("args", {}).items() if "IMAGE" in k}
+    assert used == set(stand_ins.values())
 
 
 def test_service_job_and_settle_time_follow_the_compose_api(
@@ -102,7 +179,10 @@ def test_service_job_and_settle_time_follow_the_compose_api(
     assert compose_stack.ComposeStack.settle_s > export_interval_s + 5
 
 
-def test_compose_argv_targets_the_repository(compose_stack: ModuleType) -> None:
+def test_compose_argv_targets_the_repository(
+    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(compose_stack.COMPOSE_ENV, raising=False)
     stack = compose_stack.ComposeStack()
     assert stack.compose_argv("stop", "otel-collector") == [
         "docker",
@@ -111,6 +191,18 @@ def test_compose_argv_targets_the_repository(compose_stack: ModuleType) -> None:
         str(REPO),
         "stop",
         "otel-collector",
+    ]
+
+
+def test_the_compose_cli_can_be_a_binary(
+    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(compose_stack.COMPOSE_ENV, "'/opt/my compose/docker-compose' --ansi=never")
+    stack = compose_stack.ComposeStack()
+    assert stack.compose_argv("ps")[:3] == [
+        "/opt/my compose/docker-compose",
+        "--ansi=never",
+        "--project-directory",
     ]
 
 
