@@ -1,18 +1,24 @@
-"""The e2e suite's second mode: the same assertions against a running `docker compose up -d`.
+"""The e2e suite's second mode: the same assertions against a running `docker compose up`.
 
-Selected with MLAPI_E2E_STACK=compose (default: binaries, i.e. `stack.Stack`). The stack is the
-user's: it is neither started nor torn down here, only checked to be ready. Endpoints are the ports
-docker-compose.yml publishes on the host; the deployed service is the compose `api` (job `mlapi`).
+Selected with MLAPI_E2E_STACK=compose (default: binaries, i.e. `stack.Stack`); `make compose-e2e`
+brings the stack up (`.ci/compose-stack up`), runs this mode and takes the stack down again. The
+stack is not started here, only checked to be ready. Endpoints are the ports docker-compose.yml
+publishes on 127.0.0.1; the deployed service is the compose `api` (job `mlapi`). Compose is
+MLAPI_COMPOSE (e.g. a compose binary) or `docker compose`, with the image variables
+`.ci/compose-stack up` chose (stand-ins where no registry is reachable), so that a container
+recreated by a test comes from the same image.
 
 Not offered, so tests needing them are deselected in this mode (marker `binaries_only`): the
 programs' log files and binaries (`processes`, `binaries`, `add_process`), the loopback webhook sink
 (`webhook`; compose's Alertmanager notifies the `alert-webhook` container), and rendered configs
-with test-speed intervals (compose runs the shipped 5-15 s scrape/evaluation intervals).
+with test-speed intervals (compose runs the shipped 5-15 s scrape/evaluation intervals). Tests of
+the containers themselves (marker `compose_only`) run only in this mode.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +30,9 @@ STACK_MODE_ENV = "MLAPI_E2E_STACK"
 BINARIES_MODE = "binaries"
 COMPOSE_MODE = "compose"
 HOST = "127.0.0.1"
-COMPOSE_TIMEOUT_S = 120.0
+COMPOSE_TIMEOUT_S = 300.0
+COMPOSE_ENV = "MLAPI_COMPOSE"
+COMPOSE_STACK_SCRIPT = REPO_ROOT / ".ci" / "compose-stack"
 
 # Where each endpoint lives: (compose service, container port), published on the same host port.
 # tests/unit/test_compose_stack.py checks these against `docker compose config`.
@@ -51,6 +59,19 @@ def stack_mode() -> str:
     return mode
 
 
+def compose_command() -> tuple[str, ...]:
+    """The compose CLI: MLAPI_COMPOSE (split like a shell would), else `docker compose`."""
+    return tuple(shlex.split(os.environ.get(COMPOSE_ENV, "docker compose")))
+
+
+def image_variables() -> dict[str, str]:
+    """The image variables of the last `.ci/compose-stack up` (none before the first)."""
+    result = subprocess.run(
+        [str(COMPOSE_STACK_SCRIPT), "env"], capture_output=True, text=True, check=True, timeout=30
+    )
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
 def endpoint(name: str) -> str:
     return f"{HOST}:{ENDPOINTS[name][1]}"
 
@@ -72,10 +93,14 @@ class ComposeStack(StackQueries):
     settle_s = 20.0
 
     def __init__(
-        self, compose: Sequence[str] = ("docker", "compose"), project_dir: Path = REPO_ROOT
+        self,
+        compose: Sequence[str] | None = None,
+        project_dir: Path = REPO_ROOT,
+        images: dict[str, str] | None = None,
     ) -> None:
-        self.compose = tuple(compose)
+        self.compose = tuple(compose) if compose is not None else compose_command()
         self.project_dir = project_dir
+        self.env = {**os.environ, **(image_variables() if images is None else images)}
         self.service = ComposeService()
         self.otlp_grpc_endpoint = endpoint("otlp_grpc")
         self.otlp_http_endpoint = f"http://{endpoint('otlp_http')}"
@@ -99,10 +124,16 @@ class ComposeStack(StackQueries):
     def compose_argv(self, *args: str) -> list[str]:
         return [*self.compose, "--project-directory", str(self.project_dir), *args]
 
-    def _compose(self, *args: str) -> str:
+    def run_compose(self, *args: str) -> str:
+        """`docker compose ARGS` for this project; its stdout (raises on a non-zero exit)."""
         argv = self.compose_argv(*args)
         result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=COMPOSE_TIMEOUT_S, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=COMPOSE_TIMEOUT_S,
+            check=False,
+            env=self.env,
         )
         if result.returncode != 0:
             raise StackError(f"{' '.join(argv)} -> exit {result.returncode}: {result.stderr}")
@@ -129,10 +160,10 @@ class ComposeStack(StackQueries):
 
     def stop_collector(self) -> None:
         self._collector_stopped = True
-        self._compose("stop", COLLECTOR_SERVICE)
+        self.run_compose("stop", COLLECTOR_SERVICE)
 
     def start_collector(self) -> None:
-        self._compose("start", COLLECTOR_SERVICE)
+        self.run_compose("start", COLLECTOR_SERVICE)
         self._collector_stopped = False
         self._wait_ready(COLLECTOR_SERVICE, self.collector_health_url)
 
@@ -142,7 +173,9 @@ class ComposeStack(StackQueries):
         for name in LOGGED_SERVICES:
             parts.append(f"===== docker compose logs {name} =====")
             try:
-                parts.append(self._compose("logs", "--no-color", f"--tail={LOG_TAIL_LINES}", name))
+                parts.append(
+                    self.run_compose("logs", "--no-color", f"--tail={LOG_TAIL_LINES}", name)
+                )
             except (OSError, subprocess.SubprocessError, StackError) as error:
                 parts.append(f"(no log: {error})")
         return "\n".join(parts)

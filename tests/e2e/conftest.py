@@ -2,7 +2,8 @@
 traffic through both; the stack's logs in every failure report.
 
 MLAPI_E2E_STACK=compose runs the same tests against a running `docker compose up` (see
-compose_stack.py); tests marked `binaries_only` are deselected there, with their reason shown.
+compose_stack.py); tests marked `binaries_only` are deselected there and tests marked
+`compose_only` in the default mode, with their reason shown.
 """
 
 from __future__ import annotations
@@ -33,18 +34,24 @@ def pytest_configure(config: pytest.Config) -> None:
         "binaries_only(reason): needs what only the binaries stack gives (own programs, rendered "
         "test configs, the webhook sink); deselected with MLAPI_E2E_STACK=compose",
     )
+    config.addinivalue_line(
+        "markers",
+        "compose_only(reason): checks the compose containers themselves; runs only with "
+        "MLAPI_E2E_STACK=compose, after every other test (some restart services)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In compose mode, deselect `binaries_only` tests (the binaries mode runs everything)."""
-    if stack_mode() != COMPOSE_MODE:
-        return
-    deselected = [item for item in items if item.get_closest_marker("binaries_only")]
+    """Deselect the other mode's tests; in compose mode, run `compose_only` tests last."""
+    compose = stack_mode() == COMPOSE_MODE
+    other_mode = "binaries_only" if compose else "compose_only"
+    deselected = [item for item in items if item.get_closest_marker(other_mode)]
     config.stash[DESELECTED_REASONS] = [
-        f"{item.nodeid}: {item.get_closest_marker('binaries_only').kwargs['reason']}"
+        f"{item.nodeid}: {item.get_closest_marker(other_mode).kwargs['reason']}"
         for item in deselected
     ]
-    items[:] = [item for item in items if item not in deselected]
+    kept = [item for item in items if item not in deselected]
+    items[:] = sorted(kept, key=lambda item: item.get_closest_marker("compose_only") is not None)
     config.hook.pytest_deselected(items=deselected)
 
 
@@ -53,7 +60,7 @@ def pytest_terminal_summary(
 ) -> None:
     reasons = config.stash.get(DESELECTED_REASONS, [])
     if reasons:
-        terminalreporter.section("deselected in compose mode (binaries_only)")
+        terminalreporter.section(f"deselected in {stack_mode()} mode")
         for line in reasons:
             terminalreporter.write_line(line)
     # What the fault, cardinality and soak tests measured (record_property): loss windows,

@@ -1,12 +1,13 @@
 """Every query the Grafana dashboards and datasources hold works against the real stack.
 
-Grafana itself cannot run here (no Docker engine), so its part is reproduced: each PromQL target of
-the committed dashboard JSON (what Grafana loads) is rendered the way Grafana renders it, then run
-as a range query against the real Prometheus after traffic went through the real service,
-collector and Prometheus. "Works" means it returns at least one finite sample, i.e. the panel draws
-something. Exemplar-enabled targets must return exemplars whose trace_id is a trace stored in
-Jaeger (the link a click follows), and the Jaeger panels' searches and the trace-to-metrics
-queries of the Jaeger datasource run against the real Jaeger and Prometheus.
+Grafana itself does not run here (its image cannot be obtained, and it is never built: AGPL), so
+its part is reproduced: each PromQL target of the committed dashboard JSON (what Grafana loads) is
+rendered the way Grafana renders it, then run as a range query against the real Prometheus after
+traffic went through the real service, collector and Prometheus. "Works" means it returns at least
+one finite sample, i.e. the panel draws something. Exemplar-enabled targets must return exemplars
+whose trace_id is a trace stored in Jaeger (the link a click follows), and the Jaeger panels'
+searches and the trace-to-metrics queries of the Jaeger datasource run against the real Jaeger and
+Prometheus.
 
 Runs on `dashboard_stack`: the `stack_with_traffic` fixture (tests/e2e/conftest.py: traffic
 through the service with predictions, some 4xx rejections, values outside the training range and

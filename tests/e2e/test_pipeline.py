@@ -85,8 +85,10 @@ def test_every_request_and_row_is_counted_once(
 
 def test_exemplars_resolve_to_stored_traces(stack: Stack, deployed: Deployed) -> None:
     job = f'job="{deployed.job}"'
+    # Answered requests only: a refused one (4xx) has no model.predict span.
     for histogram in (
-        f'http_server_request_duration_seconds_bucket{{{job}, http_route="/predict"}}',
+        f'http_server_request_duration_seconds_bucket{{{job}, http_route="/predict", '
+        'http_response_status_code="200"}',
         f"mlapi_prediction_value_bucket{{{job}}}",
     ):
         exemplars = stack.wait_for(
