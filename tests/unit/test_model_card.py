@@ -62,6 +62,15 @@ def test_round_trip_through_json_and_file(trained_model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]  # no temporary left behind
 
 
+def test_a_saved_card_is_readable_by_other_users(trained_model, tmp_path):
+    """The image trains as root and serves as mlapi: a 0600 card (mkstemp's mode) stopped the
+    service with "cannot read model card ... Permission denied"."""
+    path = tmp_path / "card.json"
+    trained_model.card.save(path)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert (trained_model.card_path.stat().st_mode & 0o777) == 0o644
+
+
 def test_card_describes_the_training_data(trained_model):
     card = trained_model.card
     assert card.schema_version == CARD_SCHEMA_VERSION
