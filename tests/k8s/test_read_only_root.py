@@ -1,0 +1,101 @@
+"""The API container's filesystem as the chart sets it up: the root read-only
+(readOnlyRootFilesystem), writable only where the Deployment mounts an emptyDir. The real
+`mlapi serve` (2 workers, as the chart runs it) starts that way in a mount namespace of its own,
+as the image's unprivileged uid, and serves; without the emptyDirs it cannot start. So the
+emptyDir list is what the service needs, not a guess. (Needs root for unshare, as CI has.)
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from chart import one
+from server import ServerProcess
+
+from service.dataset import FEATURES
+
+pytestmark = pytest.mark.k8s
+
+# uid and gid of the chart's pods (podSecurityContext runAsUser/runAsGroup).
+POD_UID = 10001
+# Mount a tmpfs at each path given before `--`, make / read-only, then exec the rest as the
+# pod's user. The namespace is private: nothing outside it sees these mounts.
+READ_ONLY_ROOT = f"""set -e
+while [ "$1" != -- ]; do mount -t tmpfs -o "size=$2,mode=1777" tmpfs "$1"; shift 2; done
+shift
+mount -o remount,bind,ro /
+exec setpriv --reuid={POD_UID} --regid={POD_UID} --clear-groups "$@"
+"""
+
+
+def writable_mounts(deployment: dict[str, Any]) -> list[tuple[str, str]]:
+    """(mountPath, tmpfs size) of every emptyDir the API container mounts."""
+    spec = deployment["spec"]["template"]["spec"]
+    empty_dirs = {v["name"]: v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v}
+    container = next(c for c in spec["containers"] if c["name"] == "api")
+    return [
+        (mount["mountPath"], empty_dirs[mount["name"]].get("sizeLimit", "64Mi").removesuffix("i"))
+        for mount in container["volumeMounts"]
+        if mount["name"] in empty_dirs
+    ]
+
+
+def wrapper(mounts: list[tuple[str, str]]) -> tuple[str, ...]:
+    pairs = [part for mount in mounts for part in mount]
+    return ("unshare", "--mount", "--propagation", "private", "--",
+            "sh", "-c", READ_ONLY_ROOT, "sh", *pairs, "--")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model: Any) -> Iterator[Path]:
+    """The session's model, where a tmpfs on /tmp cannot hide it and the pod's uid can read it
+    (the image keeps its model under /opt/mlapi, root-owned and world-readable)."""
+    directory = Path(tempfile.mkdtemp(prefix="mlapi-k8s-model-", dir="/var/tmp"))
+    try:
+        directory.chmod(0o755)
+        for path in trained_model.artifact_path.parent.iterdir():
+            shutil.copy(path, directory / path.name)
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def server(log: Path, model_dir: Path, mounts: list[tuple[str, str]]) -> ServerProcess:
+    env = {
+        "MLAPI_MODEL_PATH": str(model_dir / "model.skops"),
+        # As in the image: no bytecode writes, and a home that does not exist.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": "/nonexistent",
+        "XDG_RUNTIME_DIR": "",
+        # The chart's pods export over OTLP (several workers need it); nothing listens here.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    return ServerProcess(log, env=env, workers=2, wrapper=wrapper(mounts))
+
+
+def test_the_service_serves_with_a_read_only_root_and_the_charts_empty_dirs(
+    rendered: dict[str, list[dict[str, Any]]], model_dir: Path, tmp_path: Path
+) -> None:
+    mounts = writable_mounts(one(rendered["defaults"], "Deployment", "-api"))
+    assert [path for path, _ in mounts] == ["/tmp"]
+    process = server(tmp_path / "server.log", model_dir, mounts)
+    with process:
+        row = dict.fromkeys(FEATURES, 1.0)
+        response = requests.post(f"{process.url}/predict", json=row, timeout=10)
+        assert response.status_code == 200, response.text
+    assert "Read-only file system" not in process.log_text()
+
+
+def test_without_the_empty_dirs_the_service_cannot_start(model_dir: Path, tmp_path: Path) -> None:
+    """The control: the same start with nothing writable fails (gunicorn's worker heartbeat
+    needs a temporary directory)."""
+    process = server(tmp_path / "server.log", model_dir, [])
+    with pytest.raises(RuntimeError, match="No usable temporary directory"):
+        process.start()
