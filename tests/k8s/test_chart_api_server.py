@@ -103,3 +103,25 @@ def test_a_template_that_breaks_the_restricted_profile_is_warned_about(
     assert any('violate PodSecurity "restricted' in warning for warning in answer.warnings), (
         answer.warnings
     )
+
+
+def test_the_documented_prometheus_settings_are_valid_for_the_pinned_operator(
+    kube: KubeApi,
+) -> None:
+    """The README's Prometheus resource settings (exemplar storage, selecting the chart's
+    monitors and rules by label), against the Prometheus CRD's schema."""
+    selector = {"matchLabels": {"release": "kube-prometheus-stack"}}
+    prometheus = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": "prometheus"},
+        "spec": {
+            "enableFeatures": ["exemplar-storage"],
+            "exemplars": {"maxSize": 100000},
+            "podMonitorSelector": selector,
+            "ruleSelector": selector,
+        },
+    }
+    answer = kube.create(prometheus, NAMESPACE, dry_run=True)
+    assert answer.ok, answer.message
+    assert answer.warnings == []
