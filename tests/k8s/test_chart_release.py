@@ -6,6 +6,7 @@ reinstall, because the chart reads it back with `lookup` instead of drawing a ne
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ RELEASE = "mlapi"
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(control_plane: ControlPlane, kube: KubeApi, tmp_path_factory) -> Path:
+def kubeconfig(
+    control_plane: ControlPlane, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     kube.create_restricted_namespace(NAMESPACE)
     return control_plane.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
 
@@ -47,9 +50,8 @@ def stored_key(kube: KubeApi) -> bytes:
 def test_the_installed_release_is_stored_in_the_cluster(
     helm: Helm, kube: KubeApi, kubeconfig: Path, installed: None
 ) -> None:
-    listed = helm_release(helm, kubeconfig, "list", "--output=json")
-    assert f'"name":"{RELEASE}"' in listed
-    assert '"status":"deployed"' in listed
+    releases = json.loads(helm_release(helm, kubeconfig, "list", "--output=json"))
+    assert [(r["name"], r["status"]) for r in releases] == [(RELEASE, "deployed")]
     for api_version, kind, name in [
         ("apps/v1", "Deployment", f"{RELEASE}-monitoring-ml-api"),
         ("monitoring.coreos.com/v1", "PodMonitor", f"{RELEASE}-monitoring-ml-api-collector"),
