@@ -107,6 +107,7 @@ class ControlPlane:
             ["openssl", "genrsa", "-out", str(signing_key), "2048"],
             check=True,
             capture_output=True,
+            timeout=READY_TIMEOUT_S,
         )
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f"{self.token},admin,admin,system:masters\n")
