@@ -10,19 +10,22 @@ COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/
 # The compose CLI for the stack targets: Docker's own plugin when it has one, else that binary.
 export MLAPI_COMPOSE ?= $(if $(shell docker compose version >/dev/null 2>&1 && echo y),docker compose,$(COMPOSE_BIN))
 
-.PHONY: help venv lock audit lint stack-bin test unit integration e2e compose-check compose-up \
-	compose-down compose-e2e bench bench-quick dashboards clean
+.PHONY: help venv lock audit lint stack-bin test unit integration e2e k8s-test compose-check \
+	compose-up compose-down compose-e2e bench bench-quick dashboards chart-sync clean
 
 help:
-	@echo "make test          lint + unit + integration + e2e, then compose-e2e (builds what it needs)"
+	@echo "make test          lint + unit + integration + e2e + k8s, then compose-e2e (builds what it needs)"
 	@echo "make unit|integration|e2e   one suite"
+	@echo "make k8s-test      the Helm chart: lint, render, every object checked by a real kube-apiserver"
 	@echo "make compose-up    docker compose up, with stand-in images where no registry answers"
 	@echo "make compose-down  remove the stack's containers, networks and volumes"
 	@echo "make compose-e2e   compose-up, the e2e suite against it, compose-down"
-	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger"
+	@echo "make stack-bin     build or locate otelcol, prometheus, promtool, alertmanager, jaeger,"
+	@echo "                   helm, kube-apiserver, etcd and the Prometheus Operator CRDs"
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
 	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
-	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder"
+	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder (and the chart's copies)"
+	@echo "make chart-sync    copy the collector config, rules, dashboards, datasources into the chart"
 	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (after changing a dependency)"
 	@echo "make audit         pip-audit $(LOCK): fails on any known vulnerability"
 
@@ -66,6 +69,11 @@ e2e: venv
 	@[ "$$MLAPI_E2E_STACK" = compose ] || .ci/stack-bin >/dev/null
 	$(BIN)/pytest tests/e2e
 
+# The chart suite alone (tests/k8s): helm, etcd, kube-apiserver, the CRDs, otelcol and promtool.
+k8s-test: venv
+	.ci/stack-bin helm kube-apiserver etcd prometheus-operator-crds otelcol promtool >/dev/null
+	$(BIN)/pytest tests/k8s
+
 compose-check: venv
 	$(COMPOSE_BIN) --project-directory . config --quiet
 
@@ -94,6 +102,11 @@ bench bench-quick: venv
 
 dashboards: venv
 	$(BIN)/python observability/grafana/build_dashboards.py
+	$(BIN)/python charts/sync_chart_files.py
+
+# The chart's files/ are copies (Helm cannot read outside the chart); tests/unit fails on drift.
+chart-sync: venv
+	$(BIN)/python charts/sync_chart_files.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -30,7 +30,7 @@ from service.feedback_token import MAX_VERSION_BYTES
 from service.thresholds import Thresholds
 
 CARD_SCHEMA_VERSION = 2
-# Readable by everyone, writable by its owner: the card holds no secret.
+# Readable by everyone, like the artifact beside it (written with the default umask).
 CARD_FILE_MODE = 0o644
 # The `feature` of the drift reference computed on the model's predictions.
 PREDICTION_DRIFT_NAME = "prediction"
@@ -212,8 +212,8 @@ class ModelCard:
         path = Path(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            # mkstemp creates 0600; the card is public metadata that the serving user (not the
-            # one who trained, e.g. root at image build) must read.
+            # mkstemp creates 0600; a card is no secret, and the service often runs as another
+            # user than the one who trained (the image trains as root, serves as mlapi).
             os.fchmod(fd, CARD_FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.to_json())

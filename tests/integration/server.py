@@ -52,12 +52,16 @@ class ServerProcess:
         threads: int = 1,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
     ) -> None:
+        """`wrapper`: a command that runs the server as its arguments (and execs it, so that
+        signals still reach gunicorn's master), e.g. to start it in another mount namespace."""
         self.log_path = log_path
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self._env = {**os.environ, **(env or {})}
         self._args = [
+            *wrapper,
             *mlapi_command(),
             "serve",
             "--host",

@@ -96,7 +96,7 @@ def test_an_image_without_user_counts_as_root() -> None:
 
 
 def config_files() -> list[Path]:
-    files = [REPO / "docker-compose.yml"]
+    files = [REPO / "docker-compose.yml", REPO / "charts" / "monitoring-ml-api" / "values.yaml"]
     for folder in ("otel", "observability"):
         files += sorted(
             path for path in (REPO / folder).rglob("*") if path.suffix in {".yml", ".yaml", ".json"}
