@@ -40,6 +40,9 @@ class Outcome:
     # None when the server reports no trace id.
     trace_joined: bool | None = None
     body: Any = None
+    # From an error response in the API's shape ({"error": {"code", "message"}}), else None.
+    error_code: str | None = None
+    error_message: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -149,7 +152,13 @@ class Sender:
 
     def post_json(self, path: str, payload: Any) -> Outcome:
         """POST once, retrying only connect failures and 429/503 carrying Retry-After."""
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        return self._request("POST", path, json.dumps(payload, separators=(",", ":")).encode())
+
+    def get_json(self, path: str) -> Outcome:
+        """GET with the same retries; the JSON body of a 2xx is in `body`."""
+        return self._request("GET", path, None)
+
+    def _request(self, method: str, path: str, body: bytes | None) -> Outcome:
         headers = {
             **self._base_headers,
             REQUEST_ID_HEADER: f"{self._request_ids.getrandbits(128):032x}",
@@ -157,18 +166,20 @@ class Sender:
         url = self.url(path)
         retries = 0
         while True:
-            outcome, wait = self._attempt(url, body, headers)
+            outcome, wait = self._attempt(method, url, body, headers)
             outcome.retries = retries
             if wait is None or retries >= self.max_retries or self._stop.wait(wait):
                 return outcome
             retries += 1
 
     def _attempt(
-        self, url: str, body: bytes, headers: dict[str, str]
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[Outcome, float | None]:
         """One try; the second value is how long to wait before a retry, None for no retry."""
         try:
-            response = self._session.post(url, data=body, headers=headers, timeout=self.timeout)
+            response = self._session.request(
+                method, url, data=body, headers=headers, timeout=self.timeout
+            )
         except requests.RequestException as err:
             kind = _classify(err)
             sent = err.request.headers.get("traceparent") if err.request is not None else None
@@ -184,6 +195,7 @@ class Sender:
                 outcome.trace_joined = server_trace == trace_id
                 outcome.trace_id = server_trace
             return outcome, None
+        outcome.error_code, outcome.error_message = api_error(response.content)
         wait = None
         if response.status_code in (429, 503):
             wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -210,6 +222,20 @@ def _session_for(
     session.auth = requests.utils.get_netrc_auth(target) if netrc else None
     session.trust_env = False
     return session
+
+
+def api_error(content: bytes) -> tuple[str | None, str | None]:
+    """(code, message) of an error body in the API's shape; (None, None) for anything else
+    (an HTML page from a proxy, an empty body)."""
+    document = _json_or_none(content)
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    code, message = error.get("code"), error.get("message")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) else None,
+    )
 
 
 def _json_or_none(content: bytes) -> Any:
