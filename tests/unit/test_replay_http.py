@@ -1,6 +1,7 @@
 """Replay's HTTP mechanics against a tiny recording http.server on 127.0.0.1 (not the real
 service: that is tests/integration/test_replay.py). The stub answers /predict like the API
-(predictions + ids) and can be told to be slow, to 404 or to 503 with Retry-After."""
+(predictions + ids), GET /model with a card of features CRIM and RM, target MEDV, and can be
+told to be slow, to 404 or to 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class StubState:
         self.unavailable_left = 0  # answer this many /predict calls with 503 + Retry-After: 0
         self.predict_status = 200
         self.client_ports: list[int] = []
+        self.gets: list[str] = []
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -50,6 +52,16 @@ class StubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self) -> None:
+        with self.state.lock:
+            self.state.gets.append(self.path)
+        if self.path != "/model":
+            self._reply(404, {"error": {"code": "not_found", "message": "no such path"}})
+            return
+        features = [{"name": "CRIM"}, {"name": "RM"}]
+        self._reply(200, {"name": "stub", "version": "1", "features": features,
+                          "target": {"name": "MEDV"}})  # fmt: skip
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         state = self.state
@@ -65,7 +77,8 @@ class StubHandler(BaseHTTPRequestHandler):
         elif unavailable:
             self._reply(503, {"error": {"code": "busy"}}, {"Retry-After": "0"})
         elif state.predict_status != 200:
-            self._reply(state.predict_status, {"error": {"code": "invalid_input"}})
+            error = {"code": "invalid_input", "message": f"records[0].RM: bad value {index}"}
+            self._reply(state.predict_status, {"error": error})
         else:
             records = body["records"]
             self._reply(
@@ -210,7 +223,9 @@ def test_feedback_404_is_counted_and_reported_once(stub, tmp_path, capsys):
     assert data["feedback_sent"] == 0
     assert data["feedback_failed"] == 5
     assert sum(data["feedback_status_counts"].values()) >= 1
-    assert capsys.readouterr().err.count("404") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if "feedback to" in line]) == 1, err
+    assert "failed (404: the server has no feedback endpoint)" in "\n".join(err)
 
 
 def test_shift_changes_the_values_on_the_wire(stub, tmp_path):
@@ -243,8 +258,41 @@ def test_4xx_answers_count_against_the_error_budget(stub, tmp_path, capsys):
     assert code == EXIT_ERROR_BUDGET
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("replay: error rate 100.00% (2/2) exceeds --max-error-rate")
-    assert json.loads(report.read_text())["status_counts"] == {"422": 2}
+    data = json.loads(report.read_text())
+    assert data["status_counts"] == {"422": 2}
+    # The server's code and its first message, without the batch's row index.
+    assert data["error_codes"] == [
+        {"status": 422, "code": "invalid_input", "count": 2, "example": "RM: bad value 1"}
+    ]
     assert main([str(csv_path), "--target", url, "--max-error-rate", "1"]) == EXIT_OK
+
+
+def test_a_target_whose_predict_answers_404_stops_after_three(stub, tmp_path, capsys):
+    url, state = stub
+    state.predict_status = 404
+    csv_path = _write_csv(tmp_path / "rows.csv", [f"0.{i},6.0,20.0" for i in range(9)])
+    report = tmp_path / "report.json"
+    argv = ["--loop", "--duration", "60", "--rate", "20", "--report", str(report)]
+    assert main([str(csv_path), "--target", url, *argv]) == EXIT_UNREACHABLE
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (
+        f"replay: target {url} has no /predict: it answered 404 3 times, nothing else yet; "
+        f"is --target the API's base URL? Requests went to {url}/predict"
+    )
+    assert json.loads(report.read_text())["status_counts"]["404"] < 20  # not a minute of 404s
+
+
+def test_a_target_ending_in_an_endpoint_is_taken_as_the_base_url(stub, tmp_path, capsys):
+    url, state = stub
+    csv_path = _write_csv(tmp_path / "rows.csv", ["0.1,6.5,24.0"])
+    assert main([str(csv_path), "--target", f"{url}/predict"]) == EXIT_OK
+    assert _paths(state) == ["/predict", "/feedback"]
+    assert state.gets == ["/model"]
+    err = capsys.readouterr().err
+    assert (
+        f"replay: --target ends in /predict, an endpoint of the API: using {url} as its base URL"
+        in err
+    )
 
 
 def test_unreachable_target_fails_fast_with_one_line(tmp_path, capsys):
