@@ -128,7 +128,7 @@ def execute(
     fit the model, TargetUnreachable when the card needed to name them cannot be fetched."""
     sniffed = sniff(config.csv_path, delimiter=config.delimiter, header=config.header)
     stop = threading.Event()
-    provider = start_tracing(config.run_id)
+    provider = start_tracing()
     sender = Sender(
         config.target,
         run_id=config.run_id,
@@ -138,6 +138,7 @@ def execute(
         verify=config.verify,
         max_retries=config.max_retries,
         stop=stop,
+        tracer=provider.get_tracer("replay"),
     )
     try:
         columns = _columns(config, sniffed, sender, notify)

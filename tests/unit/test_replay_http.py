@@ -18,6 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from replay.cli import EXIT_ERROR_BUDGET, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, main
 from replay.sender import Sender
@@ -319,8 +322,10 @@ def test_tls_verification_insecure_and_custom_ca(tls_stub, tmp_path, capsys):
 
 def test_sender_pool_reuses_connections(stub):
     url, state = stub
-    provider = start_tracing("pool-test", env={})
-    sender = Sender(url, run_id="pool-test", pool_size=2, timeout=5)
+    provider = start_tracing(env={})
+    sender = Sender(
+        url, run_id="pool-test", pool_size=2, timeout=5, tracer=provider.get_tracer("t")
+    )
     try:
         outcomes = [sender.post_json("/predict", {"records": [{"RM": 6.0}]}) for _ in range(5)]
     finally:
@@ -329,6 +334,71 @@ def test_sender_pool_reuses_connections(stub):
     assert all(o.ok and o.body["ids"] for o in outcomes)
     assert all(len(o.trace_id) == 32 for o in outcomes)
     assert len(set(state.client_ports)) == 1  # one keep-alive connection for sequential calls
+
+
+def test_the_proxy_of_the_environment_is_used_with_its_credentials(stub, monkeypatch):
+    """As requests would: HTTP_PROXY (user:password in its URL) unless NO_PROXY names the host."""
+    url, state = stub
+    monkeypatch.setenv("HTTP_PROXY", url.replace("http://", "http://us%65r:pa%3Ass@"))
+    monkeypatch.setenv("NO_PROXY", "skipped.invalid")
+    provider = start_tracing(env={})
+    for target in ("http://api.invalid:8000", "http://skipped.invalid:8000"):
+        sender = Sender(
+            target, run_id="proxy-test", pool_size=1, timeout=5, tracer=provider.get_tracer("t")
+        )
+        try:
+            outcome = sender.post_json("/predict", {"records": [{"RM": 6.0}]})
+        finally:
+            sender.close()
+        if target.startswith("http://api"):
+            assert outcome.ok, outcome
+    stop_tracing(provider)
+    # The proxy got the absolute URL, with Basic user:pa:ss; the NO_PROXY host was tried
+    # directly (and does not resolve).
+    ((path, headers, _),) = state.requests
+    assert path == "http://api.invalid:8000/predict"
+    proxy_auth = [v for k, v in headers.items() if k.lower() == "proxy-authorization"]
+    assert proxy_auth == ["Basic dXNlcjpwYTpzcw=="]
+    assert outcome.error == "connect"
+
+
+def test_each_attempt_is_a_client_span_without_request_headers(stub):
+    url, state = stub
+    provider = start_tracing(env={})
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    state.predict_status = 422
+    token = "Bearer s3cret-token"
+    sender = Sender(
+        url, run_id="span-test", pool_size=1, timeout=5, headers={"Authorization": token},
+        tracer=provider.get_tracer("t"),
+    )  # fmt: skip
+    try:
+        outcome = sender.post_json("/predict", {"records": [{"RM": 6.0}]})
+    finally:
+        sender.close()
+        stop_tracing(provider)
+    (span,) = spans.get_finished_spans()
+    assert (span.name, span.kind, span.status.status_code) == (
+        "POST",
+        SpanKind.CLIENT,
+        StatusCode.ERROR,
+    )
+    assert dict(span.attributes) == {
+        "http.request.method": "POST",
+        "url.full": f"{url}/predict",
+        "server.address": "127.0.0.1",
+        "server.port": int(url.rsplit(":", 1)[1]),
+        "replay.run_id": "span-test",
+        "http.response.status_code": 422,
+        "error.type": "422",
+    }
+    # The traceparent sent is this span's; the token went to the server, not into the span.
+    ((_, headers, _),) = state.requests
+    assert (
+        headers["traceparent"].split("-")[1] == f"{span.context.trace_id:032x}" == outcome.trace_id
+    )
+    assert headers["Authorization"] == token
 
 
 def test_sigterm_ends_the_run_with_summary_and_report(stub, tmp_path):
