@@ -20,7 +20,6 @@ from replay.feedback import FEEDBACK_PATH
 from replay.report import summary_table, write_report
 from replay.run import PREDICT_PATH, RunConfig, TargetUnreachable, execute
 from replay.sender import parse_header, sets_authorization
-from replay.served_model import MODEL_PATH
 from replay.tracing import TracingConfigError
 
 EXIT_OK = 0
@@ -30,10 +29,9 @@ EXIT_UNREACHABLE = 3  # the target refused every first connection, or has no /pr
 EXIT_INTERRUPTED = 130
 # A bearer token from the environment stays out of the process list, where --header shows it.
 AUTH_TOKEN_ENV = "REPLAY_AUTH_TOKEN"
-# The API's endpoints: a --target ending in one is taken as its base URL.
-ENDPOINT_PATHS = (
-    PREDICT_PATH, FEEDBACK_PATH, MODEL_PATH, "/healthz", "/readyz", "/openapi.json", "/metrics"
-)  # fmt: skip
+# The API's endpoints a --target may have been copied with: taken as its base URL. Not /model,
+# a plausible gateway prefix; a trailing slash (http://gw/predict/) keeps any path a prefix.
+ENDPOINT_PATHS = (PREDICT_PATH, FEEDBACK_PATH, "/healthz", "/readyz", "/openapi.json", "/metrics")
 
 EPILOG = """\
 Requests go to <target>/predict with {"records": [...]} bodies, due at fixed intervals for --rate
@@ -93,16 +91,18 @@ def _base_url(text: str) -> str:
             f"expected the API's base URL http(s)://host[:port][/prefix], without ?query or "
             f"#fragment, got {text!r}"
         )
-    return text.rstrip("/")
+    return text
 
 
 def split_endpoint(target: str) -> tuple[str, str | None]:
     """(base URL, the endpoint path it ended in, or None): `http://h:8000/predict` is taken as
-    `http://h:8000`, not as a prefix that would make every request a 404."""
-    for path in ENDPOINT_PATHS:
-        if target.endswith(path):
-            return target.removesuffix(path), path
-    return target, None
+    `http://h:8000`, not as a prefix that would make every request a 404; with a trailing slash
+    the path stays a prefix."""
+    if not target.endswith("/"):
+        for path in ENDPOINT_PATHS:
+            if target.endswith(path):
+                return target.removesuffix(path), path
+    return target.rstrip("/"), None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         required=True,
         type=_base_url,
-        help="base URL of the API, e.g. http://127.0.0.1:8000 (requests go to <target>/predict)",
+        help="base URL of the API, e.g. http://127.0.0.1:8000 (requests go to <target>/predict; "
+        "a URL ending in /predict is taken as its base, unless it ends in a slash)",
     )
     parser.add_argument("--rate", type=_positive_float, default=10.0, help="requests/s (10)")
     bound = parser.add_mutually_exclusive_group()

@@ -72,7 +72,7 @@ class RunOutcome:
     interrupted: bool
 
 
-class FailFast:
+class _FailFast:
     """Trips after FAIL_FAST_ATTEMPTS connect/TLS failures before any response, or as many 404s
     before any other response."""
 
@@ -87,20 +87,17 @@ class FailFast:
 
     def observe(self, outcome: Outcome) -> None:
         with self._lock:
-            if self.reason is not None:
+            if self.reason is not None or self._other_response:
                 return
             if outcome.status is None:
-                if outcome.error in ("connect", "tls") and not self._other_response:
+                if outcome.error in ("connect", "tls") and self._not_found == 0:
                     self._failures += 1
-                    if self._failures >= FAIL_FAST_ATTEMPTS and self._not_found == 0:
+                    if self._failures >= FAIL_FAST_ATTEMPTS:
                         self._trip(
                             f"unreachable: {outcome.error} failed {self._failures} times, "
                             f"no response yet: {outcome.detail}"
                         )
-                return
-            if outcome.status != 404:
-                self._other_response = True
-            elif not self._other_response:
+            elif outcome.status == 404:
                 self._not_found += 1
                 if self._not_found >= FAIL_FAST_ATTEMPTS:
                     self._trip(
@@ -108,6 +105,8 @@ class FailFast:
                         f"nothing else yet; is --target the API's base URL? Requests went to "
                         f"{self._base_url}{PREDICT_PATH}"
                     )
+            else:
+                self._other_response = True
 
     def _trip(self, reason: str) -> None:
         self.reason = reason
@@ -204,7 +203,7 @@ def _send_all(
     progress_stream: TextIO | None,
 ) -> RunOutcome:
     stats = RunStats()
-    fail_fast = FailFast(stop, config.target)
+    fail_fast = _FailFast(stop, config.target)
     feedback = None
     if source.has_target:
         feedback = FeedbackPoster(

@@ -81,7 +81,8 @@ def test_target_must_be_an_http_base_url(target):
     ("given", "base", "endpoint"),
     [
         ("http://h:8000/predict", "http://h:8000", "/predict"),
-        ("http://h:8000/predict/", "http://h:8000", "/predict"),
+        ("http://gw/predict/", "http://gw/predict", None),  # a slash: a prefix after all
+        ("http://gw/model", "http://gw/model", None),
         ("https://h/api/feedback", "https://h/api", "/feedback"),
         ("http://h:8000/healthz", "http://h:8000", "/healthz"),
         ("http://h:8000/api", "http://h:8000/api", None),
@@ -89,7 +90,7 @@ def test_target_must_be_an_http_base_url(target):
     ],
 )
 def test_a_target_ending_in_an_endpoint_is_its_base_url(given, base, endpoint, capsys):
-    assert split_endpoint(given.rstrip("/")) == (base, endpoint)
+    assert split_endpoint(given) == (base, endpoint)
     assert _config("a.csv", "--target", given).target == base
     err = capsys.readouterr().err
     assert (f"using {base} as its base URL" in err) is (endpoint is not None)
