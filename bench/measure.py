@@ -5,6 +5,7 @@ in-process floor (model.predict alone)."""
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -17,6 +18,9 @@ import numpy as np
 from bench.procstats import tree_usage
 from bench.variants import Endpoint
 from bench.wrk import WrkLoad, run_wrk
+
+# Requests in flight at most for the open-loop runs (replay --concurrency).
+REPLAY_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -83,23 +87,49 @@ def wrk_sample(
     )
 
 
+@dataclass(frozen=True)
+class ReplayRun:
+    report: dict[str, Any]
+    client_cpu_s: float  # the replay process's user + system CPU
+    server_cpu_s: float  # the endpoint's process tree, over the same run
+
+
+def run_replay(
+    endpoint: Endpoint, csv: Path, rate: float, seconds: float, report_path: Path
+) -> ReplayRun:
+    """The project's replay client in its own process at a fixed rate (open loop) for `seconds`,
+    its CPU and the server's."""
+    base_url = endpoint.url.removesuffix("/predict")
+    command = [
+        sys.executable, "-m", "replay", str(csv), "--target", base_url, "--rate", str(rate),
+        "--duration", str(seconds), "--loop", "--concurrency", str(REPLAY_CONCURRENCY),
+        "--report", str(report_path),
+    ]  # fmt: skip
+    server_before = tree_usage(endpoint.pid).cpu_s
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = tree_usage(endpoint.pid).cpu_s - server_before
+    if done.returncode not in (0, 1):  # 1: some requests failed, which the report shows
+        raise RuntimeError(f"replay exited {done.returncode}: {done.stderr[-800:]}")
+    client_cpu = sum(
+        getattr(children_after, field) - getattr(children_before, field)
+        for field in ("ru_utime", "ru_stime")
+    )
+    return ReplayRun(json.loads(report_path.read_text()), client_cpu, server_cpu)
+
+
 def replay_sample(
     endpoint: Endpoint, round_no: int, csv: Path, rate: float, seconds: float, workdir: Path
 ) -> Sample:
     """Open loop: the project's replay client at a fixed rate; latency from each due time."""
     report_path = workdir / f"replay-{endpoint.name}-{round_no}.json"
-    base_url = endpoint.url.removesuffix("/predict")
     before = tree_usage(endpoint.pid)
-    command = [
-        sys.executable, "-m", "replay", str(csv), "--target", base_url, "--rate", str(rate),
-        "--duration", str(seconds), "--loop", "--concurrency", "64",
-        "--max-error-rate", "0", "--report", str(report_path),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
-    if done.returncode != 0:
-        raise RuntimeError(f"replay exited {done.returncode}: {done.stderr[-800:]}")
+    run = run_replay(endpoint, csv, rate, seconds, report_path)
+    report = run.report
+    if report["failed"]:
+        raise RuntimeError(f"replay against {endpoint.name}: {report['failed']} requests failed")
     after = tree_usage(endpoint.pid)
-    report = json.loads(report_path.read_text())
     latency = report["latency_ms"]
     return Sample(
         variant=f"{endpoint.name}@{rate:g}/s",

@@ -204,6 +204,29 @@ def markdown(document: dict[str, Any]) -> str:
             "| --- | ---: |",
         ]
         lines += [f"| {k} | {v} |" for k, v in profile["cost_centres_pct"].items()]
+    if document.get("replay_hold"):
+        lines += replay_hold_lines(document["replay_hold"])
     lines += ["", "Commands:", ""]
     lines += [f"    {command}" for command in meta["commands"]]
     return "\n".join(lines) + "\n"
+
+
+def replay_hold_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"Replay, one process, --concurrency {result['concurrency']} (held: within "
+        f"{result['tolerance']:.0%} of the rate, no failure); client ceiling "
+        f"{result['client_ceiling_rps']:,.0f} req/s:",
+        "",
+        "| server | rate | achieved req/s | holds | failed | late starts | missed | p99 ms "
+        "| replay CPU ms/req | server CPU ms/req | replay cores | server cores |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in result["runs"]:
+        lines.append(
+            f"| {run['server']} | {run['rate']:,.0f} | {run['achieved_rps']:,.1f} | "
+            f"{'yes' if run['holds'] else 'no'} | {run['failed']} | {run['late_starts']} | "
+            f"{run['missed_slots']} | {run['p99_ms']:,.1f} | {run['client_cpu_ms_per_request']} | "
+            f"{run['server_cpu_ms_per_request']} | {run['client_cores']} | {run['server_cores']} |"
+        )
+    return lines

@@ -23,18 +23,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import chart, peer_mlserver, profile, scrape
+from bench import chart, peer_mlserver, profile, replay_hold, scrape
 from bench.bodies import BATCH_ROWS, Bodies, write_bodies
-from bench.measure import Sample, floor_sample, replay_sample, wrk_sample
+from bench.measure import REPLAY_CONCURRENCY, Sample, floor_sample, replay_sample, wrk_sample
 from bench.models import BenchModels, build_models
 from bench.report import RESULTS_DIR, RatioSpec, ratio_table, variant_figures, write_results
-from bench.variants import Endpoint, Layout, Servers, Telemetry
+from bench.variants import (
+    STACK_BINARIES,
+    Endpoint,
+    Layout,
+    Servers,
+    Telemetry,
+    clean_environment,
+)
 from bench.wrk import WrkLoad, require_wrk, run_wrk
 from service.model_store import load_model
 from tests.e2e.stack import Stack, locate_binaries
 
-# Stack() wires all four programs; the bench starts only the collector and Jaeger.
-STACK_BINARIES = ("otelcol", "jaeger", "prometheus", "alertmanager")
 VERSIONED_PACKAGES = (
     "monitoring-ml-api", "flask", "gunicorn", "scikit-learn", "numpy", "pandas", "skops",
     "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc",
@@ -112,12 +117,6 @@ def ratio_specs(plan: Plan) -> dict[str, RatioSpec]:
             f"{OTLP}@{rate:g}/s", f"{OFF}@{rate:g}/s", "p99_ms", meaning="replay, fixed rate"
         ),
     }
-
-
-def clean_environment() -> None:
-    """The bench sets every OTEL_*/MLAPI_* variable its servers see; inherited ones would skew."""
-    for name in [n for n in os.environ if n.startswith(("OTEL_", "MLAPI_"))]:
-        del os.environ[name]
 
 
 def start_servers(
@@ -404,6 +403,14 @@ def main(argv: list[str] | None = None) -> int:
             ]  # fmt: skip
             sweep = interleave(sweep_steps, plan.sweep_rounds, "layouts")
             scrapes = measure_scrapes(endpoints, stack, plan) if plan.rounds else {}
+            replay_hold_result = (
+                replay_hold.measure_rates(
+                    replay_hold.start_fixed(servers, models.default.card_path, bodies.single),
+                    endpoints[OFF], bodies.features_csv, plan.seconds, workdir,
+                )
+                if plan.rounds
+                else {}
+            )  # fmt: skip
             profiles = {
                 name: keep_stacks(
                     profile.profile_endpoint(endpoints[name], plan.profile_s, sweep_load, workdir)
@@ -420,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             "layouts": variant_figures(sweep),
             "layout_telemetry_on_vs_off": ratio_table(sweep, layout_ratio_specs(plan)),
             "scrape_cost": scrapes,
+            "replay_hold": replay_hold_result,
             "profiles": profiles,
             "samples": [s.to_dict() for s in samples + sweep],
             "meta": {
@@ -446,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                     shlex.join([Path(sys.executable).name, "-m", "bench.run", *(sys.argv[1:])]),
                     f"wrk -t1 -c{plan.connections} -d{plan.seconds:g}s -s bench/wrk_post.lua URL",
                     f"python -m replay features.csv --target URL --rate {plan.replay_rate:g} "
-                    f"--duration {plan.seconds:g} --loop --concurrency 64",
+                    f"--duration {plan.seconds:g} --loop --concurrency {REPLAY_CONCURRENCY}",
                 ],
             },
         }

@@ -8,6 +8,7 @@ Servers are started once and left idle between measurements, so that interleaved
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -18,12 +19,20 @@ from tests.e2e.stack import ManagedProcess, Stack, free_ports
 from tests.integration.server import mlapi_command
 
 HOST = "127.0.0.1"
+# Stack() wires all four programs; the bench starts only the collector and Jaeger.
+STACK_BINARIES = ("otelcol", "jaeger", "prometheus", "alertmanager")
 SERVER_READY_TIMEOUT_S = 180.0
 # After the collector comes back: the service's trace exporter pauses 5 s after a failure
 # (service.telemetry.TRACE_EXPORT_PAUSE_S) and gRPC reconnects with back-off; measure "up" only
 # once exports flow again.
 COLLECTOR_SETTLE_S = 8.0
 STOPPED_SETTLE_S = 1.0
+
+
+def clean_environment() -> None:
+    """The bench sets every OTEL_*/MLAPI_* variable its servers see; inherited ones would skew."""
+    for name in [n for n in os.environ if n.startswith(("OTEL_", "MLAPI_"))]:
+        del os.environ[name]
 
 
 class Telemetry(Enum):
@@ -132,6 +141,14 @@ class Servers:
         process = self.stack.add_process(
             name, argv, f"{base}/readyz", env, timeout=SERVER_READY_TIMEOUT_S
         )
+        return Endpoint(name, f"{base}/predict", body, process)
+
+    def fixed(self, name: str, python: str, card: Path, body: Path) -> Endpoint:
+        """bench/fixed_api.py: a server that takes any rate (for the replay client's ceiling)."""
+        (port,) = free_ports(1)
+        argv = [python, "-m", "bench.fixed_api", "--port", str(port), "--card", str(card)]
+        base = f"http://{HOST}:{port}"
+        process = self.stack.add_process(name, argv, f"{base}/model")
         return Endpoint(name, f"{base}/predict", body, process)
 
     def seed(self, name: str, python: str, body: Path) -> Endpoint:

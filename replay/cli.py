@@ -12,31 +12,45 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from replay.csv_source import DEFAULT_SHUFFLE_BUFFER, CsvUnreadable
+from replay.columns import ColumnsError, parse_columns
+from replay.csv_format import CsvUnreadable, parse_delimiter
+from replay.csv_source import DEFAULT_SHUFFLE_BUFFER
 from replay.drift import ShiftError, parse_shifts
+from replay.feedback import FEEDBACK_PATH
 from replay.report import summary_table, write_report
-from replay.run import RunConfig, execute
+from replay.run import PREDICT_PATH, RunConfig, TargetUnreachable, execute
 from replay.sender import parse_header, sets_authorization
 from replay.tracing import TracingConfigError
 
 EXIT_OK = 0
 EXIT_ERROR_BUDGET = 1  # the run finished but more requests failed than --max-error-rate allows
 EXIT_USAGE = 2  # bad arguments or an unreadable CSV (argparse also exits 2)
-EXIT_UNREACHABLE = 3  # the target refused or failed every first connection
+EXIT_UNREACHABLE = 3  # the target refused every first connection, or has no /predict (404)
 EXIT_INTERRUPTED = 130
 # A bearer token from the environment stays out of the process list, where --header shows it.
 AUTH_TOKEN_ENV = "REPLAY_AUTH_TOKEN"
+# The API's endpoints a --target may have been copied with: taken as its base URL. Not /model,
+# a plausible gateway prefix; a trailing slash (http://gw/predict/) keeps any path a prefix.
+ENDPOINT_PATHS = (PREDICT_PATH, FEEDBACK_PATH, "/healthz", "/readyz", "/openapi.json", "/metrics")
 
 EPILOG = """\
 Requests go to <target>/predict with {"records": [...]} bodies, due at fixed intervals for --rate
 (open loop; latency is measured from each request's due time). Without --duration/--count the run
 ends at the end of the CSV; --loop restarts the file and needs --duration or --count.
 
+The CSV's delimiter (comma, semicolon, tab or runs of spaces) and header are guessed from its
+first lines; a file without a header takes its column names from the model card (GET
+<target>/model) when it has as many columns as the model has features, or one more: the target,
+last. One line on stderr says how the file was read; --delimiter, --no-header and --columns
+override the guesses. Columns that do not fit the model card are refused before sending, unless
+--force.
+
 An API with bearer auth: set REPLAY_AUTH_TOKEN (sent as 'Authorization: Bearer <token>' unless a
 --header sets Authorization). Header values are never printed.
 
-exit codes: 0 error rate within --max-error-rate; 1 error rate above it; 2 bad arguments or
-unreadable CSV; 3 target unreachable (first connections refused); 130 interrupted.
+exit codes: 0 error rate within --max-error-rate; 1 error rate above it; 2 bad arguments, an
+unreadable CSV, or columns that do not fit the model; 3 target unreachable (first connections
+refused) or not the API (its /predict answers 404); 130 interrupted.
 """
 
 
@@ -72,7 +86,23 @@ def _base_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise argparse.ArgumentTypeError(f"expected http(s)://host[:port][/prefix], got {text!r}")
-    return text.rstrip("/")
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"expected the API's base URL http(s)://host[:port][/prefix], without ?query or "
+            f"#fragment, got {text!r}"
+        )
+    return text
+
+
+def split_endpoint(target: str) -> tuple[str, str | None]:
+    """(base URL, the endpoint path it ended in, or None): `http://h:8000/predict` is taken as
+    `http://h:8000`, not as a prefix that would make every request a 404; with a trailing slash
+    the path stays a prefix."""
+    if not target.endswith("/"):
+        for path in ENDPOINT_PATHS:
+            if target.endswith(path):
+                return target.removesuffix(path), path
+    return target.rstrip("/"), None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("csv", type=Path, help="CSV with a header row; one request row per line")
-    parser.add_argument("--target", required=True, type=_base_url, help="base URL of the API")
+    parser.add_argument(
+        "csv", type=Path, help="CSV (or whitespace-aligned) table; one request row per line"
+    )
+    parser.add_argument(
+        "--target",
+        required=True,
+        type=_base_url,
+        help="base URL of the API, e.g. http://127.0.0.1:8000 (requests go to <target>/predict; "
+        "a URL ending in /predict is taken as its base, unless it ends in a slash)",
+    )
     parser.add_argument("--rate", type=_positive_float, default=10.0, help="requests/s (10)")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--duration", type=_positive_float, help="stop after S seconds")
@@ -102,14 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"rows held for shuffling; bounds memory ({DEFAULT_SHUFFLE_BUFFER})",
     )
     parser.add_argument(
+        "--delimiter",
+        help="comma, semicolon, tab, whitespace (runs of spaces) or one character (guessed)",
+    )
+    parser.add_argument("--no-header", action="store_true", help="the first row is data (guessed)")
+    parser.add_argument(
+        "--columns",
+        metavar="A,B,...",
+        help="column names, replacing the header if there is one (header, else the model card)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="send even when the columns do not fit the model card",
+    )
+    parser.add_argument(
         "--target-column",
-        default="MEDV",
-        help="column held back from requests and sent as ground truth (MEDV)",
+        help="column held back from requests and sent as ground truth (the card's target, MEDV)",
     )
     parser.add_argument(
         "--feedback-delay",
         type=_non_negative_float,
-        default=0.0,
         help="seconds between a prediction and its ground-truth POST /feedback (0)",
     )
     parser.add_argument(
@@ -156,15 +207,24 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     try:
         headers = dict(parse_header(text) for text in args.header)
         shifts = parse_shifts(args.shift)
+        delimiter = None if args.delimiter is None else parse_delimiter(args.delimiter)
+        columns = None if args.columns is None else parse_columns(args.columns)
     except ValueError as err:
         parser.error(str(err))
     headers = with_env_token(headers, os.environ)
+    target, endpoint = split_endpoint(args.target)
+    if endpoint is not None:
+        print(
+            f"replay: --target ends in {endpoint}, an endpoint of the API: using {target} as "
+            "its base URL",
+            file=sys.stderr,
+        )
     shuffle_seed = None
     if args.shuffle:
         shuffle_seed = args.seed if args.seed is not None else random.randrange(2**31)
     return RunConfig(
         csv_path=args.csv,
-        target=args.target,
+        target=target,
         run_id=args.run_id or uuid.uuid4().hex,
         rate=args.rate,
         duration=args.duration,
@@ -181,6 +241,10 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         verify=str(args.ca_cert) if args.ca_cert else not args.insecure,
         shifts=shifts,
         max_retries=args.max_retries,
+        delimiter=delimiter,
+        header=False if args.no_header else None,
+        columns=columns,
+        force=args.force,
     )
 
 
@@ -211,8 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         outcome = execute(config)
-    except (CsvUnreadable, ShiftError, TracingConfigError) as err:
+    except (CsvUnreadable, ColumnsError, ShiftError, TracingConfigError) as err:
         return _fail(EXIT_USAGE, str(err))
+    except TargetUnreachable as err:
+        return _fail(EXIT_UNREACHABLE, f"target {config.target} {err}")
     except KeyboardInterrupt:
         return _fail(EXIT_INTERRUPTED, "interrupted")
     finally:
@@ -224,8 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_report(args.report, report)
         except OSError as err:
             return _fail(EXIT_USAGE, f"cannot write report {args.report}: {err.strerror or err}")
-    if outcome.unreachable:
-        return _fail(EXIT_UNREACHABLE, f"target {config.target} unreachable: {outcome.unreachable}")
+    if outcome.stopped:
+        return _fail(EXIT_UNREACHABLE, f"target {config.target} {outcome.stopped}")
     if outcome.interrupted:
         return _fail(EXIT_INTERRUPTED, "interrupted; the summary covers what was sent")
     if report["sent"] == 0:

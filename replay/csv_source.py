@@ -1,22 +1,21 @@
 """Streaming CSV rows for replay: one row in memory at a time (plus a bounded shuffle buffer).
 
-The file is read through the csv module in the file object's buffered chunks, so a 1 GB CSV costs
-the same memory as a 1 kB one. Cells become JSON numbers when they parse as one, else strings:
-the server judges validity, not the client.
+The file is read in the file object's buffered chunks, in the format and with the column names
+decided before (replay/csv_format.py, replay/columns.py), so a 1 GB CSV costs the same memory as
+a 1 kB one. Cells become JSON numbers when they parse as one, else strings: the server judges
+validity, not the client.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
-Cell = int | float | str
+from replay.csv_format import Cell, CsvFormat, CsvUnreadable, coerce_cell, open_text, row_reader
 
 # Rows held for --shuffle. Memory is bounded by this, not by the file: the order is a uniform
 # shuffle within any window of this many rows (a "shuffle buffer", as in tf.data), not of the
@@ -26,10 +25,6 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 MAX_SKIP_MESSAGES = 20
 
 
-class CsvUnreadable(Exception):
-    """The CSV cannot be read: missing, not text, no header, or broken mid-file."""
-
-
 @dataclass(frozen=True, slots=True)
 class Row:
     line: int
@@ -37,37 +32,21 @@ class Row:
     actual: Cell | None
 
 
-def coerce_cell(text: str) -> Cell:
-    """Return the cell as int or finite float when it is a plain number, else the stripped text.
-
-    Python's int()/float() also accept `1_000`, `nan` and `inf`, none of which is a JSON number.
-    """
-    value = text.strip()
-    if "_" in value:
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return number if math.isfinite(number) else value
-
-
 def _warn_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
 class CsvSource:
-    """Rows of one CSV with a header; the target column (if present) is split off as `actual`."""
+    """Rows of one CSV with known columns; the target column (if present) is split off as
+    `actual`. A header row, when the format has one, is skipped (its names are in `columns`)."""
 
     def __init__(
         self,
         path: str | Path,
         *,
-        target_column: str = "MEDV",
+        csv_format: CsvFormat,
+        columns: Sequence[str],
+        target_column: str | None = "MEDV",
         loop: bool = False,
         shuffle_seed: int | None = None,
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
@@ -76,17 +55,19 @@ class CsvSource:
         if shuffle_buffer < 1:
             raise ValueError("shuffle_buffer must be at least 1")
         self.path = Path(path)
+        self.csv_format = csv_format
         self.loop = loop
         self.shuffle_seed = shuffle_seed
         self.shuffle_buffer = shuffle_buffer
         self.skipped_rows = 0
         self._warn = warn
-        self._file = self._open()
-        header = self._read_header()
-        self.columns = header
-        self.target_index = header.index(target_column) if target_column in header else None
-        self.feature_columns = [name for name in header if name != target_column]
-        self._feature_indices = [i for i in range(len(header)) if i != self.target_index]
+        self.columns = list(columns)
+        self.target_index = (
+            self.columns.index(target_column) if target_column in self.columns else None
+        )
+        self.feature_columns = [name for name in self.columns if name != target_column]
+        self._feature_indices = [i for i in range(len(self.columns)) if i != self.target_index]
+        self._file = open_text(self.path)
 
     @property
     def has_target(self) -> bool:
@@ -101,40 +82,19 @@ class CsvSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _open(self) -> TextIO:
-        try:
-            # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-            return self.path.open(newline="", encoding="utf-8-sig")
-        except OSError as err:
-            raise CsvUnreadable(f"cannot open CSV {self.path}: {err.strerror or err}") from None
-
-    def _read_header(self) -> list[str]:
-        try:
-            header = next(csv.reader(self._file), None)
-        except (csv.Error, UnicodeDecodeError, OSError) as err:
-            self.close()
-            raise CsvUnreadable(f"CSV {self.path}: cannot read header: {err}") from None
-        if not header or all(not name.strip() for name in header):
-            self.close()
-            raise CsvUnreadable(f"CSV {self.path}: empty or blank first line; a header is required")
-        names = [name.strip() for name in header]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            self.close()
-            listed = ", ".join(duplicates)
-            raise CsvUnreadable(f"CSV {self.path}: duplicate header columns: {listed}")
-        return names
-
     def _one_pass(self, first_pass: bool) -> Iterator[Row]:
         """Every well-formed row of the file once, in file order."""
         self._file.seek(0)
-        reader = csv.reader(self._file)
+        reader = row_reader(self._file, self.csv_format.delimiter)
         width = len(self.columns)
         feature_pairs = list(zip(self.feature_columns, self._feature_indices, strict=True))
         target_index = self.target_index
+        header_pending = self.csv_format.header
         try:
-            next(reader, None)  # header, validated in __init__
             for cells in reader:
+                if header_pending:  # the first non-blank row
+                    header_pending = not any(cell.strip() for cell in cells)
+                    continue
                 if len(cells) != width:
                     if cells and first_pass:  # blank lines are not rows
                         self._skip(reader.line_num, width, len(cells))

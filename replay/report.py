@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -17,6 +18,13 @@ from typing import Any, TextIO
 from replay.sender import Outcome
 
 SLOWEST_KEPT = 5
+# Distinct (status, error code) pairs kept with an example; more are pooled under OTHER_CODE, so
+# a server inventing codes cannot grow the report.
+MAX_ERROR_KINDS = 20
+OTHER_CODE = "_other"
+MAX_EXAMPLE_CHARS = 200
+# Replay sends {"records": [...]}: the row index in a message is the batch's, not the file's.
+_RECORD_PREFIX = re.compile(r"^records\[\d+\]\.")
 
 
 class LatencyHistogram:
@@ -58,6 +66,40 @@ class LatencyHistogram:
         return self.max_ms
 
 
+class ErrorTally:
+    """Error responses by status and the API's error code, with the first message of each: what
+    a user needs to see why requests failed (e.g. 422 missing_field: LSTAT: is required)."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[int, str | None], list[Any]] = {}  # -> [count, example]
+
+    def add(self, status: int, code: str | None, message: str | None) -> None:
+        key = (status, code)
+        entry = self._kinds.get(key)
+        if entry is None:
+            if len(self._kinds) >= MAX_ERROR_KINDS:
+                key, message = (status, OTHER_CODE), None
+                entry = self._kinds.get(key)
+            if entry is None:
+                entry = self._kinds[key] = [0, _example(message)]
+        entry[0] += 1
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """Most frequent first."""
+        kinds = sorted(self._kinds.items(), key=lambda item: (-item[1][0], item[0][0]))
+        return [
+            {"status": status, "code": code, "count": count, "example": example}
+            for (status, code), (count, example) in kinds
+        ]
+
+
+def _example(message: str | None) -> str | None:
+    if message is None:
+        return None
+    text = " ".join(_RECORD_PREFIX.sub("", message).split())
+    return text if len(text) <= MAX_EXAMPLE_CHARS else text[: MAX_EXAMPLE_CHARS - 3] + "..."
+
+
 class RunStats:
     """Thread-safe tallies of one run; worker threads record, the reporter reads snapshots."""
 
@@ -75,6 +117,7 @@ class RunStats:
         self.traces_not_joined = 0
         self.status_counts: Counter[int] = Counter()
         self.error_counts: Counter[str] = Counter()
+        self.error_codes = ErrorTally()
         self.latency = LatencyHistogram()
         self._slowest: list[tuple[float, str]] = []  # min-heap of (ms, trace id)
         self.feedback_sent = 0
@@ -82,6 +125,7 @@ class RunStats:
         self.feedback_dropped = 0
         self.feedback_status_counts: Counter[int] = Counter()
         self.feedback_error_counts: Counter[str] = Counter()
+        self.feedback_error_codes = ErrorTally()
 
     def record_request(self, outcome: Outcome, rows: int, latency_ms: float) -> None:
         with self._lock:
@@ -95,6 +139,8 @@ class RunStats:
             if outcome.status is not None:
                 self.responses += 1
                 self.status_counts[outcome.status] += 1
+                if not outcome.ok:
+                    self.error_codes.add(outcome.status, outcome.error_code, outcome.error_message)
             else:
                 self.error_counts[outcome.error or "request"] += 1
             if outcome.trace_joined is not None:
@@ -118,6 +164,10 @@ class RunStats:
                 self.feedback_failed += items
             if outcome.status is not None:
                 self.feedback_status_counts[outcome.status] += 1
+                if not outcome.ok:
+                    self.feedback_error_codes.add(
+                        outcome.status, outcome.error_code, outcome.error_message
+                    )
             else:
                 self.feedback_error_counts[outcome.error or "request"] += 1
 
@@ -212,6 +262,8 @@ def build_report(
         "target_rps": target_rps,
         "rows_sent": stats.rows_sent,
         "error_counts": dict(sorted(stats.error_counts.items())),
+        # Error responses by status and API error code, one example message each.
+        "error_codes": stats.error_codes.to_list(),
         "error_rate": round(stats.error_rate, 6),
         "retries": stats.retries,
         # Responses whose trace_id is our traceparent's (the server joined our trace) or not
@@ -226,6 +278,7 @@ def build_report(
             str(code): n for code, n in sorted(stats.feedback_status_counts.items())
         },
         "feedback_error_counts": dict(sorted(stats.feedback_error_counts.items())),
+        "feedback_error_codes": stats.feedback_error_codes.to_list(),
     }
     report.update(extra or {})
     return report
@@ -233,6 +286,16 @@ def build_report(
 
 def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{key}: {n}" for key, n in counts.items()) or "-"
+
+
+def error_code_lines(kinds: list[dict[str, Any]]) -> list[str]:
+    """`422 missing_field (200 requests): LSTAT: is required`, one line per kind ("-": none)."""
+    lines = []
+    for kind in kinds:
+        requests = "request" if kind["count"] == 1 else "requests"
+        line = f"{kind['status']} {kind['code'] or '(no error code)'} ({kind['count']} {requests})"
+        lines.append(f"{line}: {kind['example']}" if kind["example"] else line)
+    return lines or ["-"]
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -262,11 +325,16 @@ def summary_table(report: dict[str, Any]) -> str:
             f"{report['feedback_dropped']} dropped",
         ),
     ]
-    width = max(len(name) for name, _ in rows)
+    listed = [
+        ("server errors", error_code_lines(report["error_codes"])),
+        ("feedback errors", error_code_lines(report["feedback_error_codes"])),
+        ("slowest traces", report["slowest_trace_ids"] or ["-"]),
+    ]
+    width = max(len(name) for name, _ in rows + listed)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    slowest = report["slowest_trace_ids"]
-    lines.append(f"{'slowest traces':<{width}}  {slowest[0] if slowest else '-'}")
-    lines.extend(f"{'':<{width}}  {trace}" for trace in slowest[1:])
+    for name, values in listed:
+        lines.append(f"{name:<{width}}  {values[0]}")
+        lines.extend(f"{'':<{width}}  {value}" for value in values[1:])
     return "\n".join(lines)
 
 

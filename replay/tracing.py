@@ -1,5 +1,7 @@
-"""Client-side tracing for replay: every request runs in a client span whose W3C traceparent
-(and `replay.run_id` baggage) goes to the server, so a slow request can be opened in Jaeger.
+"""Client-side tracing for replay: every request runs in a client span (replay/sender.py)
+whose W3C traceparent (and `replay.run_id` baggage) goes to the server, so a slow request can be
+opened in Jaeger. The spans carry the method, URL, server and status, never a request header, so
+a token sent with --header cannot reach a trace backend.
 
 Spans are exported over OTLP only when the standard OTEL_ variables ask for it; otherwise the
 SDK provider still makes valid, sampled trace ids but has no processor, so nothing leaves the
@@ -9,11 +11,9 @@ process and nothing is buffered.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 from opentelemetry import baggage, context
-from opentelemetry.instrumentation.requests import RequestsInstrumentor
-from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -21,13 +21,8 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from opentelemetry.trace import Span
 
 BAGGAGE_RUN_ID = "replay.run_id"
-# Read by the requests instrumentation when it instruments: captured header values matching these
-# regexes become "[REDACTED]" (service/auth.py forces the same on the server side).
-SANITIZE_FIELDS_ENV = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
-AUTHORIZATION_FIELD = "authorization"
 # Bound how long a run's exit can wait on an absent collector.
 FLUSH_TIMEOUT_MS = 3_000
 
@@ -64,8 +59,8 @@ def _exporter_from_env(env: Mapping[str, str]) -> SpanExporter | None:
     return OTLPSpanExporter()
 
 
-def start_tracing(run_id: str, env: Mapping[str, str] | None = None) -> TracerProvider:
-    """Create this run's tracer provider and instrument `requests` with it (process-wide)."""
+def start_tracing(env: Mapping[str, str] | None = None) -> TracerProvider:
+    """This run's tracer provider (its spans: `provider.get_tracer(...)`, passed to the Sender)."""
     env = os.environ if env is None else env
     exporter = _exporter_from_env(env)
     # "replay" unless OTEL_SERVICE_NAME says otherwise (explicit attributes would override it).
@@ -73,47 +68,16 @@ def start_tracing(run_id: str, env: Mapping[str, str] | None = None) -> TracerPr
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
-
-    def tag_span(span: Span, _request: object) -> None:
-        span.set_attribute(BAGGAGE_RUN_ID, run_id)
-
-    redact_authorization_in_spans(os.environ)
-    instrumentor = RequestsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    instrumentor.instrument(
-        tracer_provider=provider, meter_provider=NoOpMeterProvider(), request_hook=tag_span
-    )
     return provider
 
 
-def redact_authorization_in_spans(environ: MutableMapping[str, str]) -> None:
-    """Add Authorization to the sanitize list (keeping the user's entries), so capturing client
-    request headers (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST) can never export a
-    token sent with --header. Idempotent."""
-    entries = [e.strip() for e in environ.get(SANITIZE_FIELDS_ENV, "").split(",") if e.strip()]
-    if AUTHORIZATION_FIELD not in (entry.lower() for entry in entries):
-        environ[SANITIZE_FIELDS_ENV] = ",".join([*entries, AUTHORIZATION_FIELD])
-
-
 def stop_tracing(provider: TracerProvider) -> None:
-    """Flush what is queued (bounded) and restore plain `requests`."""
+    """Flush what is queued (bounded)."""
     provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
     provider.shutdown()
-    RequestsInstrumentor().uninstrument()
 
 
 def attach_run_baggage(run_id: str) -> None:
     """Put `replay.run_id` into the calling thread's context; the baggage propagator sends it
     with every request the thread makes. Call once at the top of each sending thread."""
     context.attach(baggage.set_baggage(BAGGAGE_RUN_ID, run_id))
-
-
-def trace_id_from_traceparent(header: str | None) -> str | None:
-    """The 32-hex trace id of a `00-<trace>-<span>-<flags>` header, or None."""
-    if not header:
-        return None
-    parts = header.split("-")
-    if len(parts) != 4 or len(parts[1]) != 32:
-        return None
-    return parts[1]

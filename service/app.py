@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 from flask import Flask
@@ -69,10 +70,13 @@ def create_app(
     return app
 
 
-def load_configured_model(settings: Settings) -> LoadedModel:
-    """The artifact MLAPI_MODEL_PATH names, or the built-in default. Raises ModelLoadError."""
+def load_configured_model(
+    settings: Settings, announce: Callable[[str], None] = logger.info
+) -> LoadedModel:
+    """The artifact MLAPI_MODEL_PATH names, or the built-in default (`announce` says when it is
+    trained). Raises ModelLoadError."""
     if settings.model_path is None:
-        return ensure_default_model()
+        return ensure_default_model(announce)
     return load_model(settings.model_path)
 
 

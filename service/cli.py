@@ -20,11 +20,18 @@ from service.config import ConfigError, Settings
 from service.dataset import DatasetError, load_housing
 from service.model_card import CardError
 from service.model_store import LoadedModel, ModelLoadError
+from service.preflight import bind_problem, settings_problems
 from service.thresholds import ThresholdsError
 from service.training import train as train_model
 
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn.conf.py")
 EXIT_USAGE = 2
+# Settings fields whose flag has another name.
+_FLAGS = {"model_path": "model"}
+
+
+def _say(message: str) -> None:
+    print(f"mlapi: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,14 +61,24 @@ def serve(args: argparse.Namespace) -> int:
     }
     if args.model is not None:
         overrides["model_path"] = args.model
-    settings = Settings.from_env().replace(**overrides)
+    # A refusal names the flag when a flag gave the value.
+    flags = {name: f"--{_FLAGS.get(name, name)} {value}" for name, value in overrides.items()}
+    settings = Settings.from_env().replace(labels=flags, **overrides)
+    # Every refusal comes before gunicorn logs a line: alone, and fast.
+    problems = settings_problems(settings, os.environ, flags)
+    if problems:
+        raise ConfigError(problems)
     # Load (and verify) once here, before any socket is bound: a bad artifact fails fast with one
     # line, and the built-in default is trained once instead of racing in every worker.
     # The workers inherit the loaded model through fork; each warms it up and builds its app.
     try:
-        model = load_configured_model(settings)
+        model = load_configured_model(settings, announce=_say)
     except DatasetError as exc:  # the built-in default model is trained on first start
         raise ModelLoadError(str(exc)) from exc
+    # Last, so that the address is as free as it was when gunicorn binds it.
+    if (problem := bind_problem(settings.host, settings.port)) is not None:
+        print(f"mlapi: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # gunicorn.conf.py reads the same settings back from the environment.
     os.environ.update(settings.to_env())
     try:

@@ -88,10 +88,15 @@ class Settings:
             raise ConfigError(problems)
         return settings
 
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` applied (used for CLI flag overrides), validated."""
+    def replace(self, labels: Mapping[str, str] | None = None, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (used for CLI flag overrides), validated; a problem
+        names a field as ``labels`` say (e.g. ``--workers 0``), else as ``name=value``."""
         settings = dataclasses.replace(self, **changes)
-        problems = [f"{name}={getattr(settings, name)!r}: {p}" for name, p in settings.problems()]
+        labels = labels or {}
+        problems = [
+            f"{labels.get(name) or f'{name}={getattr(settings, name)!r}'}: {problem}"
+            for name, problem in settings.problems()
+        ]
         if problems:
             raise ConfigError(problems)
         return settings

@@ -2,7 +2,7 @@
 
 Shape: ``{"error": {"code": str, "message": str, "details": [{"field", "problem", "row"?}]}}``.
 Codes are stable (clients and alerts key on them); ``ERROR_CODES`` is the single list the OpenAPI
-document and the README are built from.
+document is built from, and the README's error table must match (tests/unit/test_readme.py).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def _item_problems(item: Any, path: str, row: int | None) -> Iterator[tuple[Deta
             ("unknown_field"),
         )
     if "actual" in item and (problem := value_problem(item["actual"])) is not None:
-        yield Detail(join_field(path, "actual"), problem, "invalid_value", row), "invalid_actual"
+        yield Detail(join_field(path, "actual"), problem, "invalid_value", row), "invalid_value"
 
 
 def _refuse(detail: Detail) -> None:

@@ -9,9 +9,9 @@ import os
 import sys
 
 from service.config import Settings
-from service.feedback_token import KEY_ENV, resolve_keys, share_generated_key
+from service.feedback_token import KEY_ENV, share_generated_key
+from service.preflight import settings_problems
 from service.telemetry import EXTENSION_KEY as TELEMETRY_KEY
-from service.telemetry import export_plan
 
 _settings = Settings.from_env()
 
@@ -49,16 +49,15 @@ TELEMETRY_SHUTDOWN_DEADLINE_S = 2.0
 
 
 def on_starting(server):
-    """Refuse embedded /metrics with several workers: each scrape would reach one worker and
-    serve its numbers as the service's. Metrics from several workers go over OTLP.
+    """Refuse settings that cannot work together (service/preflight.py; `mlapi serve` has
+    refused them before gunicorn started, this covers `gunicorn -c`).
 
     Without MLAPI_FEEDBACK_KEY, generate one here in the master so that every worker (forked
     later, also after a recycle) signs and verifies prediction ids with the same key."""
-    try:
-        plan = export_plan()
-        resolve_keys(os.environ)  # a set but too short key fails here, once, not per worker
-    except ValueError as exc:
-        print(f"mlapi: invalid configuration: {exc}", file=sys.stderr)
+    problems = settings_problems(_settings, os.environ, flags={})
+    for problem in problems:
+        print(f"mlapi: invalid configuration: {problem}", file=sys.stderr)
+    if problems:
         sys.exit(2)
     if share_generated_key(os.environ):
         server.log.warning(
@@ -69,14 +68,6 @@ def on_starting(server):
             KEY_ENV,
         )
     _share_error_log(server, logging.getLogger("service"))
-    if plan.embedded_metrics and workers > 1:
-        print(
-            f"mlapi: invalid configuration: MLAPI_WORKERS={workers} with embedded /metrics would "
-            "serve one worker's numbers per scrape; set OTEL_EXPORTER_OTLP_ENDPOINT (metrics "
-            "over OTLP) or MLAPI_WORKERS=1",
-            file=sys.stderr,
-        )
-        sys.exit(2)
 
 
 def _share_error_log(server, app_logger):

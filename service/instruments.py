@@ -53,7 +53,7 @@ FEEDBACK_DELAY_BUCKETS_S = (
 # Reasons a feedback item is refused, created at 0 at start (token reasons, then item problems).
 FEEDBACK_REJECTION_REASONS = (
     *ID_PROBLEMS,
-    "invalid_actual", "missing_field", "unknown_field", "invalid_body", "malformed_json",
+    "invalid_value", "missing_field", "unknown_field", "invalid_body", "malformed_json",
 )  # fmt: skip
 # Feedback is labelled by the model version inside its (signed) id; more versions than this in
 # one process's life is a misconfiguration, and their feedback is pooled under "_other".

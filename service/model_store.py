@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +58,15 @@ class LoadedModel:
 def load_model(artifact_path: Path, card_path: Path | None = None) -> LoadedModel:
     """Load and verify a skops artifact against its card (default: sibling model.card.json)."""
     artifact_path = Path(artifact_path)
-    card_path = artifact_path.with_name(CARD_NAME) if card_path is None else Path(card_path)
+    if card_path is None:
+        _check_artifact_path(artifact_path)
+        card_path = artifact_path.with_name(CARD_NAME)
+        if not card_path.is_file():
+            raise ModelLoadError(
+                f"no model card beside the artifact {artifact_path}: expected {card_path}"
+            )
     try:
-        card = ModelCard.load(card_path)
+        card = ModelCard.load(Path(card_path))
     except CardError as exc:
         raise ModelLoadError(str(exc)) from exc
     try:
@@ -76,6 +82,26 @@ def load_model(artifact_path: Path, card_path: Path | None = None) -> LoadedMode
     estimator = _load_trusted(artifact, artifact_path)
     _check_matches_card(estimator, card, artifact_path)
     return LoadedModel(card=card, estimator=estimator)
+
+
+def _check_artifact_path(path: Path) -> None:
+    """A path that cannot be the artifact is named as what it is, with what was expected:
+    otherwise a directory or the card itself gets a message about another file, or tampering."""
+    expected = f"expected the model's .skops artifact, with its card {CARD_NAME} beside it"
+    if path.is_dir():
+        inside = path / ARTIFACT_NAME
+        hint = f" ({inside} is there)" if inside.is_file() else ""
+        raise ModelLoadError(f"{path} is a directory; {expected}{hint}")
+    if not path.exists():
+        raise ModelLoadError(f"{path} does not exist; {expected}")
+    if path.name == CARD_NAME:
+        artifact = path.with_name(ARTIFACT_NAME)
+        hint = f": {artifact}" if artifact.is_file() else ""
+        raise ModelLoadError(
+            f"{path} is the model card, not the artifact; give the .skops artifact beside it{hint}"
+        )
+    if path.suffix == ".json":
+        raise ModelLoadError(f"{path} is a JSON file; {expected}")
 
 
 def _load_trusted(artifact: bytes, artifact_path: Path) -> object:
@@ -177,8 +203,9 @@ def _default_model_dir(data_sha256: str) -> Path:
     return root / "models" / f"{data_sha256[:12]}-{package_version()}-card{CARD_SCHEMA_VERSION}"
 
 
-def ensure_default_model() -> LoadedModel:
-    """Load the built-in default model, training it from the bundled data on first use.
+def ensure_default_model(announce: Callable[[str], None] | None = None) -> LoadedModel:
+    """Load the built-in default model, training it from the bundled data on first use (said
+    through `announce`, with where it is cached).
 
     Safe when several workers start at once: training happens under an exclusive file lock,
     into a temporary directory renamed into place, so a reader only ever sees a complete set.
@@ -190,6 +217,11 @@ def ensure_default_model() -> LoadedModel:
             model_dir.parent.mkdir(parents=True, exist_ok=True)
             with _exclusive_lock(model_dir.with_name(model_dir.name + ".lock")):
                 if not model_dir.is_dir():  # another process may have finished meanwhile
+                    if announce is not None:
+                        announce(
+                            "first start: training the built-in model on the bundled housing "
+                            f"data (a few seconds), cached in {model_dir} ({CACHE_ENV} moves it)"
+                        )
                     _train_into(data, model_dir)
         except OSError as exc:
             raise ModelLoadError(

@@ -21,6 +21,9 @@ DEFAULT_LOW_QUANTILE = 0.05
 # Share of predictions allowed above high (below low) over the alert window: twice the 5 % of
 # training targets out there, so a model that predicts like the training data stays silent.
 DEFAULT_TAIL_SHARE = 0.1
+# Significant digits kept of a derived threshold: far below any alerting difference, far above
+# float noise.
+QUANTILE_DIGITS = 6
 
 _COUNT_FIELDS = frozenset({"drift_min_observations", "feedback_min_rows"})
 
@@ -114,7 +117,13 @@ def default_thresholds(target: np.ndarray) -> Thresholds:
     low, high = np.quantile(values, [DEFAULT_LOW_QUANTILE, DEFAULT_HIGH_QUANTILE])
     if low >= high:
         raise ValueError("target has no spread between its 5th and 95th percentile")
-    return Thresholds(prediction_high=float(high), prediction_low=float(low))
+    return Thresholds(prediction_high=_meant(high), prediction_low=_meant(low))
+
+
+def _meant(value: float) -> float:
+    """The quantile without the float noise of its interpolation (43.69499999999997 is 43.695):
+    the card, the gauges and the start-up log show what a team would have written."""
+    return float(f"{value:.{QUANTILE_DIGITS}g}")
 
 
 def threshold_gauge_values(thresholds: Thresholds, holdout_mae: float) -> dict[str, float]:

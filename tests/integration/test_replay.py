@@ -190,3 +190,121 @@ def test_shifted_features_are_accepted_and_unknown_ones_refused(server, seed_sha
     code, stderr, _ = run_replay(seed_shaped_csv, server.url, "--shift", "NOPE=2")
     assert code == 2
     assert stderr.strip().splitlines()[-1] == "replay: --shift names columns not in the CSV: NOPE"
+
+
+def write_aligned(path: Path, rows: list[list[str]]) -> Path:
+    """Shaped like the seed's housing.csv: no header, columns aligned with runs of spaces."""
+    path.write_text("".join("".join(f"{cell:>12}" for cell in row) + "\n" for row in rows))
+    return path
+
+
+def test_a_headerless_aligned_table_with_its_target_replays_as_it_is(
+    server, trained_model, holdout_rows, tmp_path
+):
+    """No flags: the delimiter, the missing header and the names (from GET /model) are found,
+    and the last column, the target, goes back as feedback."""
+    _, rows = holdout_rows
+    path = write_aligned(tmp_path / "housing.csv", rows[:12])
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "50", "--feedback-delay", "0.2", report=tmp_path / "r.json"
+    )
+    assert code == 0, stderr
+    card = trained_model.card
+    assert (
+        f"replay: reading {path}: whitespace-separated, no header; 14 columns named by the "
+        f"model card ({card.name} {card.version}), target MEDV (column 14)"
+    ) in stderr.splitlines()
+    assert report["status_counts"] == {"200": 12}
+    assert (report["feedback_sent"], report["feedback_failed"]) == (12, 0)
+
+
+def test_a_semicolon_file_with_a_header_replays(server, holdout_rows, tmp_path):
+    header, rows = holdout_rows
+    path = tmp_path / "semi.csv"
+    path.write_text("\n".join(";".join(row) for row in [header, *rows[:5]]) + "\n")
+    code, stderr, report = run_replay(path, server.url, "--rate", "50", report=tmp_path / "r.json")
+    assert code == 0, stderr
+    assert (
+        f"replay: reading {path}: semicolon-separated, header; 14 columns named by the header, "
+        "target MEDV (column 14)"
+    ) in stderr.splitlines()
+    assert report["status_counts"] == {"200": 5}
+
+
+def test_feedback_delay_without_a_target_column_warns_at_start(server, holdout_rows, tmp_path):
+    _, rows = holdout_rows
+    path = write_aligned(tmp_path / "features.txt", [row[:-1] for row in rows[:3]])
+    assert holdout_rows[0][-1] == "MEDV"
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "50", "--feedback-delay", "2", report=tmp_path / "r.json"
+    )
+    assert code == 0, stderr
+    assert (
+        f"replay: --feedback-delay 2 has no effect: {path} has no MEDV column, so no ground "
+        "truth is sent (see --target-column)"
+    ) in stderr.splitlines()
+    assert report["status_counts"] == {"200": 3}
+    assert report["feedback_sent"] == 0
+
+
+def test_a_header_that_does_not_fit_the_model_is_refused_unless_forced(
+    server, trained_model, holdout_rows, tmp_path
+):
+    header, rows = holdout_rows
+    typo = ["LSTATT" if name == "LSTAT" else name for name in header]
+    path = write_csv(tmp_path / "typo.csv", typo, rows[:4])
+    code, stderr, report = run_replay(path, server.url, "--rate", "50", report=tmp_path / "r.json")
+    assert code == 2
+    card = trained_model.card
+    assert stderr.strip().splitlines()[-1] == (
+        f"replay: {path}: the columns do not fit the model {card.name} {card.version}: missing "
+        "LSTAT; not features of the model: LSTATT; the server would refuse every row. Fix the "
+        "header, name the columns with --columns, or send anyway with --force"
+    )
+    assert report == {}  # refused before anything was sent
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "50", "--force", report=tmp_path / "r.json"
+    )
+    assert code == 1, stderr  # the documented exit for an error rate above --max-error-rate
+    (kind,) = report["error_codes"]
+    assert (kind["status"], kind["code"], kind["count"]) == (422, "missing_field", 4)
+    assert kind["example"].startswith("LSTAT: is required"), kind
+    summary_line = next(line for line in stderr.splitlines() if "sending anyway" in line)
+    assert summary_line.endswith("LSTATT; sending anyway (--force)")
+
+
+def test_columns_option_renames_a_headerless_file(server, holdout_rows, tmp_path):
+    header, rows = holdout_rows
+    path = write_aligned(tmp_path / "t.txt", rows[:2])
+    code, stderr, report = run_replay(
+        path, server.url, "--rate", "50", "--columns", ",".join(header), report=tmp_path / "r.json"
+    )
+    assert code == 0, stderr
+    assert "14 columns named by --columns, target MEDV (column 14)" in stderr
+    assert report["feedback_sent"] == 2
+
+
+def test_a_target_url_ending_in_predict_is_used_as_the_base(server, seed_shaped_csv, tmp_path):
+    code, stderr, report = run_replay(
+        seed_shaped_csv, f"{server.url}/predict", "--count", "3", "--rate", "50",
+        report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert report["target"] == server.url
+    assert report["status_counts"] == {"200": 3}
+
+
+def test_a_wrong_prefix_stops_after_three_404s(server, seed_shaped_csv, tmp_path):
+    target = f"{server.url}/api"
+    code, stderr, report = run_replay(
+        seed_shaped_csv, target, "--rate", "50", "--duration", "30", "--loop",
+        report=tmp_path / "r.json",
+    )  # fmt: skip
+    assert code == 3
+    lines = stderr.strip().splitlines()
+    assert (
+        f"replay: columns not checked against the model card: GET {target}/model answered 404 "
+        "not_found"
+    ) in lines
+    assert lines[-1].startswith(f"replay: target {target} has no /predict: it answered 404 3 times")
+    assert report["status_counts"]["404"] < 30, report  # not 30 s of 404s

@@ -75,6 +75,9 @@ def test_replace_validates_overrides():
     assert Settings().replace(port=9000, threads=2).port == 9000
     with pytest.raises(ConfigError, match="workers=0: must be >= 1"):
         Settings().replace(workers=0)
+    # The command line names its flags.
+    with pytest.raises(ConfigError, match=r"^--workers 0: must be >= 1$"):
+        Settings().replace(labels={"workers": "--workers 0"}, workers=0)
 
 
 def test_to_env_round_trips():

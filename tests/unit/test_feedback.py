@@ -13,7 +13,10 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
+from service.errors import ERROR_CODES
+from service.feedback import ID_PROBLEMS
 from service.feedback_token import KEY_ENV, FeedbackSigner
+from service.instruments import FEEDBACK_REJECTION_REASONS
 from service.model_store import LoadedModel, load_model
 
 KEY = "k" * 40
@@ -125,7 +128,7 @@ def test_one_bad_item_refuses_the_batch_naming_every_bad_item(client, row, model
     assert metric(client, "mlapi_feedback_rows_total", **version) == 0  # nothing recorded
     assert metric(client, "mlapi_feedback_rejected_total", reason="expired") == 1
     assert metric(client, "mlapi_feedback_rejected_total", reason="bad_signature") >= 1
-    assert metric(client, "mlapi_feedback_rejected_total", reason="invalid_actual") == 1
+    assert metric(client, "mlapi_feedback_rejected_total", reason="invalid_value") == 1
 
 
 ID_BAD_SIGNATURE = "bad_signature: not signed with this service's feedback key"
@@ -169,7 +172,14 @@ def test_not_json_is_refused_like_predict(client):
     assert metric(client, "mlapi_feedback_rejected_total", reason="malformed_json") == 1
 
 
+def test_rejection_reasons_are_the_api_error_codes_or_the_id_problems():
+    """One name for one problem: a dashboard filtering the counter by the code a client got
+    (e.g. invalid_value) finds it."""
+    unknown = set(FEEDBACK_REJECTION_REASONS) - set(ERROR_CODES) - set(ID_PROBLEMS)
+    assert not unknown
+
+
 def test_rejection_series_exist_at_zero_from_the_start(client, model):
-    for reason in ("expired", "bad_signature", "invalid_actual"):
+    for reason in ("expired", "bad_signature", "invalid_value"):
         assert metric(client, "mlapi_feedback_rejected_total", reason=reason) == 0
     assert metric(client, "mlapi_feedback_rows_total", model_version=model.card.version) == 0

@@ -77,14 +77,38 @@ def test_explicit_card_path(trained_model, tmp_path):
     assert load_model(trained_model.artifact_path, card).card == trained_model.card
 
 
+EXPECTED = "expected the model's .skops artifact, with its card model.card.json beside it"
+
+
 def test_missing_artifact(model_copy):
     model_copy.unlink()
-    assert "cannot read artifact" in refusal(model_copy)
+    assert refusal(model_copy) == f"{model_copy} does not exist; {EXPECTED}"
 
 
 def test_missing_card(model_copy):
-    model_copy.with_name("model.card.json").unlink()
-    assert "cannot read model card" in refusal(model_copy)
+    card = model_copy.with_name("model.card.json")
+    card.unlink()
+    assert refusal(model_copy) == f"no model card beside the artifact {model_copy}: expected {card}"
+
+
+def test_a_directory_is_refused_naming_the_artifact_inside(model_copy, tmp_path):
+    assert refusal(model_copy.parent) == (
+        f"{model_copy.parent} is a directory; {EXPECTED} ({model_copy} is there)"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert refusal(empty) == f"{empty} is a directory; {EXPECTED}"
+
+
+def test_the_card_given_as_the_artifact_is_named_as_the_card(model_copy, tmp_path):
+    card = model_copy.with_name("model.card.json")
+    assert refusal(card) == (
+        f"{card} is the model card, not the artifact; give the .skops artifact beside it: "
+        f"{model_copy}"
+    )
+    other = tmp_path / "report.json"
+    other.write_text("{}")
+    assert refusal(other) == f"{other} is a JSON file; {EXPECTED}"
 
 
 def test_tampered_artifact(model_copy):
@@ -170,10 +194,16 @@ def test_default_model_is_trained_once_then_cached(monkeypatch, tmp_path):
     monkeypatch.setenv("MLAPI_CACHE_DIR", str(tmp_path))
     model_dir = default_model_dir()
     assert model_dir.parent == tmp_path / "models"
-    first = ensure_default_model()
+    said: list[str] = []
+    first = ensure_default_model(said.append)
+    assert said == [
+        "first start: training the built-in model on the bundled housing data (a few seconds), "
+        f"cached in {model_dir} (MLAPI_CACHE_DIR moves it)"
+    ]
     assert (model_dir / "model.skops").is_file() and (model_dir / "holdout.csv").is_file()
     stamp = (model_dir / "model.skops").stat().st_mtime_ns
-    assert ensure_default_model().card == first.card
+    assert ensure_default_model(said.append).card == first.card
+    assert len(said) == 1  # loaded from the cache: nothing to say
     assert (model_dir / "model.skops").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
         [model_dir.name, model_dir.name + ".lock"]

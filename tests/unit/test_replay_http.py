@@ -1,6 +1,7 @@
 """Replay's HTTP mechanics against a tiny recording http.server on 127.0.0.1 (not the real
 service: that is tests/integration/test_replay.py). The stub answers /predict like the API
-(predictions + ids) and can be told to be slow, to 404 or to 503 with Retry-After."""
+(predictions + ids), GET /model with a card of features CRIM and RM, target MEDV, and can be
+told to be slow, to 404 or to 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from replay.cli import EXIT_ERROR_BUDGET, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, main
 from replay.sender import Sender
@@ -31,6 +35,7 @@ class StubState:
         self.unavailable_left = 0  # answer this many /predict calls with 503 + Retry-After: 0
         self.predict_status = 200
         self.client_ports: list[int] = []
+        self.gets: list[str] = []
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -50,6 +55,16 @@ class StubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self) -> None:
+        with self.state.lock:
+            self.state.gets.append(self.path)
+        if self.path != "/model":
+            self._reply(404, {"error": {"code": "not_found", "message": "no such path"}})
+            return
+        features = [{"name": "CRIM"}, {"name": "RM"}]
+        self._reply(200, {"name": "stub", "version": "1", "features": features,
+                          "target": {"name": "MEDV"}})  # fmt: skip
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         state = self.state
@@ -65,7 +80,8 @@ class StubHandler(BaseHTTPRequestHandler):
         elif unavailable:
             self._reply(503, {"error": {"code": "busy"}}, {"Retry-After": "0"})
         elif state.predict_status != 200:
-            self._reply(state.predict_status, {"error": {"code": "invalid_input"}})
+            error = {"code": "invalid_input", "message": f"records[0].RM: bad value {index}"}
+            self._reply(state.predict_status, {"error": error})
         else:
             records = body["records"]
             self._reply(
@@ -210,7 +226,9 @@ def test_feedback_404_is_counted_and_reported_once(stub, tmp_path, capsys):
     assert data["feedback_sent"] == 0
     assert data["feedback_failed"] == 5
     assert sum(data["feedback_status_counts"].values()) >= 1
-    assert capsys.readouterr().err.count("404") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if "feedback to" in line]) == 1, err
+    assert "failed (404: the server has no feedback endpoint)" in "\n".join(err)
 
 
 def test_shift_changes_the_values_on_the_wire(stub, tmp_path):
@@ -243,8 +261,41 @@ def test_4xx_answers_count_against_the_error_budget(stub, tmp_path, capsys):
     assert code == EXIT_ERROR_BUDGET
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("replay: error rate 100.00% (2/2) exceeds --max-error-rate")
-    assert json.loads(report.read_text())["status_counts"] == {"422": 2}
+    data = json.loads(report.read_text())
+    assert data["status_counts"] == {"422": 2}
+    # The server's code and its first message, without the batch's row index.
+    assert data["error_codes"] == [
+        {"status": 422, "code": "invalid_input", "count": 2, "example": "RM: bad value 1"}
+    ]
     assert main([str(csv_path), "--target", url, "--max-error-rate", "1"]) == EXIT_OK
+
+
+def test_a_target_whose_predict_answers_404_stops_after_three(stub, tmp_path, capsys):
+    url, state = stub
+    state.predict_status = 404
+    csv_path = _write_csv(tmp_path / "rows.csv", [f"0.{i},6.0,20.0" for i in range(9)])
+    report = tmp_path / "report.json"
+    argv = ["--loop", "--duration", "60", "--rate", "20", "--report", str(report)]
+    assert main([str(csv_path), "--target", url, *argv]) == EXIT_UNREACHABLE
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (
+        f"replay: target {url} has no /predict: it answered 404 3 times, nothing else yet; "
+        f"is --target the API's base URL? Requests went to {url}/predict"
+    )
+    assert json.loads(report.read_text())["status_counts"]["404"] < 20  # not a minute of 404s
+
+
+def test_a_target_ending_in_an_endpoint_is_taken_as_the_base_url(stub, tmp_path, capsys):
+    url, state = stub
+    csv_path = _write_csv(tmp_path / "rows.csv", ["0.1,6.5,24.0"])
+    assert main([str(csv_path), "--target", f"{url}/predict"]) == EXIT_OK
+    assert _paths(state) == ["/predict", "/feedback"]
+    assert state.gets == ["/model"]
+    err = capsys.readouterr().err
+    assert (
+        f"replay: --target ends in /predict, an endpoint of the API: using {url} as its base URL"
+        in err
+    )
 
 
 def test_unreachable_target_fails_fast_with_one_line(tmp_path, capsys):
@@ -271,8 +322,10 @@ def test_tls_verification_insecure_and_custom_ca(tls_stub, tmp_path, capsys):
 
 def test_sender_pool_reuses_connections(stub):
     url, state = stub
-    provider = start_tracing("pool-test", env={})
-    sender = Sender(url, run_id="pool-test", pool_size=2, timeout=5)
+    provider = start_tracing(env={})
+    sender = Sender(
+        url, run_id="pool-test", pool_size=2, timeout=5, tracer=provider.get_tracer("t")
+    )
     try:
         outcomes = [sender.post_json("/predict", {"records": [{"RM": 6.0}]}) for _ in range(5)]
     finally:
@@ -281,6 +334,71 @@ def test_sender_pool_reuses_connections(stub):
     assert all(o.ok and o.body["ids"] for o in outcomes)
     assert all(len(o.trace_id) == 32 for o in outcomes)
     assert len(set(state.client_ports)) == 1  # one keep-alive connection for sequential calls
+
+
+def test_the_proxy_of_the_environment_is_used_with_its_credentials(stub, monkeypatch):
+    """As requests would: HTTP_PROXY (user:password in its URL) unless NO_PROXY names the host."""
+    url, state = stub
+    monkeypatch.setenv("HTTP_PROXY", url.replace("http://", "http://us%65r:pa%3Ass@"))
+    monkeypatch.setenv("NO_PROXY", "skipped.invalid")
+    provider = start_tracing(env={})
+    for target in ("http://api.invalid:8000", "http://skipped.invalid:8000"):
+        sender = Sender(
+            target, run_id="proxy-test", pool_size=1, timeout=5, tracer=provider.get_tracer("t")
+        )
+        try:
+            outcome = sender.post_json("/predict", {"records": [{"RM": 6.0}]})
+        finally:
+            sender.close()
+        if target.startswith("http://api"):
+            assert outcome.ok, outcome
+    stop_tracing(provider)
+    # The proxy got the absolute URL, with Basic user:pa:ss; the NO_PROXY host was tried
+    # directly (and does not resolve).
+    ((path, headers, _),) = state.requests
+    assert path == "http://api.invalid:8000/predict"
+    proxy_auth = [v for k, v in headers.items() if k.lower() == "proxy-authorization"]
+    assert proxy_auth == ["Basic dXNlcjpwYTpzcw=="]
+    assert outcome.error == "connect"
+
+
+def test_each_attempt_is_a_client_span_without_request_headers(stub):
+    url, state = stub
+    provider = start_tracing(env={})
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    state.predict_status = 422
+    token = "Bearer s3cret-token"
+    sender = Sender(
+        url, run_id="span-test", pool_size=1, timeout=5, headers={"Authorization": token},
+        tracer=provider.get_tracer("t"),
+    )  # fmt: skip
+    try:
+        outcome = sender.post_json("/predict", {"records": [{"RM": 6.0}]})
+    finally:
+        sender.close()
+        stop_tracing(provider)
+    (span,) = spans.get_finished_spans()
+    assert (span.name, span.kind, span.status.status_code) == (
+        "POST",
+        SpanKind.CLIENT,
+        StatusCode.ERROR,
+    )
+    assert dict(span.attributes) == {
+        "http.request.method": "POST",
+        "url.full": f"{url}/predict",
+        "server.address": "127.0.0.1",
+        "server.port": int(url.rsplit(":", 1)[1]),
+        "replay.run_id": "span-test",
+        "http.response.status_code": 422,
+        "error.type": "422",
+    }
+    # The traceparent sent is this span's; the token went to the server, not into the span.
+    ((_, headers, _),) = state.requests
+    assert (
+        headers["traceparent"].split("-")[1] == f"{span.context.trace_id:032x}" == outcome.trace_id
+    )
+    assert headers["Authorization"] == token
 
 
 def test_sigterm_ends_the_run_with_summary_and_report(stub, tmp_path):

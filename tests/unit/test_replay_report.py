@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from replay.report import LatencyHistogram, RunStats, build_report, summary_table, write_report
+from replay.report import (
+    MAX_ERROR_KINDS,
+    MAX_EXAMPLE_CHARS,
+    OTHER_CODE,
+    ErrorTally,
+    LatencyHistogram,
+    RunStats,
+    build_report,
+    summary_table,
+    write_report,
+)
 from replay.sender import Outcome
 
 REQUIRED_KEYS = {
@@ -80,3 +90,41 @@ def test_report_has_the_fixed_keys_and_is_json(tmp_path):
     table = summary_table(report)
     assert "422: 1" in table
     assert f"{9:032x}" in table
+
+
+def test_error_responses_are_tallied_by_code_with_one_example_each():
+    stats = RunStats()
+    for row in range(200):
+        missing = Outcome(422, error_code="missing_field")
+        missing.error_message = f"records[{row}].LSTAT: is required"
+        stats.record_request(missing, rows=1, latency_ms=1.0)
+    stats.record_request(Outcome(502), rows=1, latency_ms=1.0)  # a proxy's HTML page
+    stats.record_feedback(
+        Outcome(422, error_code="invalid_prediction_id", error_message="items[0].id: expired"), 1
+    )
+    report = build_report(
+        stats, run_id="r", target="http://127.0.0.1:1", skipped_rows=0, late_starts=0,
+        missed_slots=0, achieved_rps=1.0, target_rps=1.0, max_start_delay_ms=0.0,
+    )  # fmt: skip
+    assert report["error_codes"] == [
+        {"status": 422, "code": "missing_field", "count": 200, "example": "LSTAT: is required"},
+        {"status": 502, "code": None, "count": 1, "example": None},
+    ]
+    assert report["feedback_error_codes"] == [
+        {"status": 422, "code": "invalid_prediction_id", "count": 1,
+         "example": "items[0].id: expired"},
+    ]  # fmt: skip
+    lines = summary_table(report).splitlines()
+    assert "server errors     422 missing_field (200 requests): LSTAT: is required" in lines
+    assert any(line.endswith("502 (no error code) (1 request)") for line in lines)
+    assert any("422 invalid_prediction_id (1 request): items[0].id: expired" in x for x in lines)
+
+
+def test_the_error_tally_is_bounded():
+    tally = ErrorTally()
+    for i in range(MAX_ERROR_KINDS + 50):
+        tally.add(422, f"code_{i}", "message " * 100)
+    kinds = tally.to_list()
+    assert len(kinds) == MAX_ERROR_KINDS + 1
+    assert {"status": 422, "code": OTHER_CODE, "count": 50, "example": None} in kinds
+    assert all(len(kind["example"] or "") <= MAX_EXAMPLE_CHARS for kind in kinds)

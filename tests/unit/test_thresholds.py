@@ -24,6 +24,14 @@ def test_defaults_come_from_the_target_distribution() -> None:
     assert (thresholds.psi_warn, thresholds.psi_critical) == (0.1, 0.25)
 
 
+def test_derived_thresholds_carry_no_float_noise() -> None:
+    # The interpolated quantile carries noise (the bundled MEDV's training rows gave
+    # 43.69499999999997 in the start-up log).
+    target = np.linspace(5, 50, 42).round(1)
+    assert repr(float(np.quantile(target, 0.95))) == "47.74499999999999"
+    assert repr(default_thresholds(target).prediction_high) == "47.745"
+
+
 def test_capped_target_still_gets_a_reachable_high_threshold() -> None:
     # MEDV-like: 3 % of targets sit at the cap of 50.
     target = np.concatenate([np.linspace(5, 45, 970), np.full(30, 50.0)])
