@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.peer_mlserver import infer_body
-from service.dataset import FEATURES, load_housing
+from service.model.dataset import FEATURES, load_housing
 
 BATCH_ROWS = 1000
 

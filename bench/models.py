@@ -1,6 +1,6 @@
 """The models under test, written as servable artifact sets into a scratch directory.
 
-- `default`: the service's own recipe (`service.training.train`, GradientBoosting).
+- `default`: the service's own recipe (`service.model.training.train`, GradientBoosting).
 - `forest`: the seed's model choice, a RandomForestRegressor of 100 trees, on the same training
   split, as a skops artifact with its card, so our service can serve it too: comparing it with
   the seed separates "serving path" from "model choice".
@@ -19,8 +19,8 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
-from service.dataset import FEATURES, TARGET, load_housing
-from service.training import ARTIFACT_NAME, CARD_NAME, TrainResult, train
+from service.model.dataset import FEATURES, TARGET, load_housing
+from service.model.training import ARTIFACT_NAME, CARD_NAME, TrainResult, train
 
 SEED = 42
 SEED_FOREST_TREES = 100

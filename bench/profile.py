@@ -30,19 +30,28 @@ SAMPLE_RATE_HZ = 200
 TOP_FUNCTIONS = 20
 # (cost centre, substrings of a frame's "function (file:line)"); first match from the leaf wins.
 COST_CENTRES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("payload parsing (service/payload.py)", ("service/payload.py",)),
-    ("ML metric recording (service/instruments.py)", ("service/instruments.py",)),
-    ("prediction spans (service/prediction_telemetry.py)", ("service/prediction_telemetry.py",)),
-    ("access log (service/access_log.py)", ("service/access_log.py",)),
-    ("telemetry glue (service/telemetry.py)", ("service/telemetry.py",)),
-    ("prediction ids (service/prediction_ids.py)", ("service/prediction_ids.py",)),
-    ("model.predict (scikit-learn)", ("/sklearn/", "service/model_store.py")),
+    (
+        "payload parsing (service/api/*_body.py)",
+        ("service/api/predict_body.py", "service/api/json_body.py"),
+    ),
+    (
+        "ML metric recording (service/telemetry/instruments.py)",
+        ("service/telemetry/instruments.py",),
+    ),
+    (
+        "prediction spans (service/api/prediction_telemetry.py)",
+        ("service/api/prediction_telemetry.py",),
+    ),
+    ("access log (service/server/access_log.py)", ("service/server/access_log.py",)),
+    ("telemetry glue (service/telemetry/setup.py)", ("service/telemetry/setup.py",)),
+    ("prediction ids (service/api/prediction_ids.py)", ("service/api/prediction_ids.py",)),
+    ("model.predict (scikit-learn)", ("/sklearn/", "service/model/store.py")),
     ("OTLP export (encode + gRPC)", ("opentelemetry/exporter/", "/grpc/", "google/protobuf")),
     ("OTel SDK traces (spans, ids, processor)", ("opentelemetry/sdk/trace",)),
     ("OTel SDK metrics (aggregation)", ("opentelemetry/sdk/metrics",)),
     ("OTel Flask/WSGI instrumentation", ("opentelemetry/instrumentation", "opentelemetry/util")),
     ("OTel API / context", ("/opentelemetry/",)),
-    ("route handler (service/routes)", ("service/routes/",)),
+    ("route handler (service/routes)", ("service/api/routes/",)),
     ("logging (stdlib)", ("/logging/",)),
     ("JSON (response)", ("/flask/json", "/json/encoder", "/json/__init__")),
     ("Flask/Werkzeug request handling", ("/flask/", "/werkzeug/")),

@@ -37,7 +37,7 @@ from bench.variants import (
     clean_environment,
 )
 from bench.wrk import WrkLoad, require_wrk, run_wrk
-from service.model_store import load_model
+from service.model.store import load_model
 from tests.e2e.stack import Stack, locate_binaries
 
 VERSIONED_PACKAGES = (

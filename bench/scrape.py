@@ -10,7 +10,7 @@ import time
 import urllib.request
 from typing import Any
 
-from service.dataset import FEATURES
+from service.model.dataset import FEATURES
 
 SCRAPES = 20
 # What Prometheus sends when exemplars are wanted (the collector then answers OpenMetrics).

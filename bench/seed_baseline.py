@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram, make_wsgi_app
 from sklearn.ensemble import RandomForestRegressor
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from service.dataset import FEATURES, TARGET, load_housing
+from service.model.dataset import FEATURES, TARGET, load_housing
 
 TREES = 100
 SEED = 42

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from replay.columns import ColumnsError, parse_columns
 from replay.csv_format import CsvUnreadable, parse_delimiter
 from replay.csv_source import DEFAULT_SHUFFLE_BUFFER
-from replay.drift import ShiftError, parse_shifts
 from replay.feedback import FEEDBACK_PATH
 from replay.report import summary_table, write_report
 from replay.run import PREDICT_PATH, RunConfig, TargetUnreachable, execute
 from replay.sender import parse_header, sets_authorization
+from replay.shift import ShiftError, parse_shifts
 from replay.tracing import TracingConfigError
 
 EXIT_OK = 0

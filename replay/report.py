@@ -238,7 +238,8 @@ def build_report(
     max_start_delay_ms: float,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The --report document: the keys the issue fixes, then this client's additions."""
+    """The --report document: the run's counts and rates first (the keys scripts read, kept
+    stable), then the details this client adds."""
     latency = stats.latency
     report: dict[str, Any] = {
         "sent": stats.sent,

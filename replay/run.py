@@ -14,12 +14,12 @@ from typing import Any, TextIO
 from replay.columns import Columns, ColumnsError, mismatch, name_columns
 from replay.csv_format import Sniffed, sniff
 from replay.csv_source import DEFAULT_SHUFFLE_BUFFER, CsvSource, Row
-from replay.drift import apply_shifts, check_columns
 from replay.feedback import FEEDBACK_PATH, FeedbackPoster, feedback_items
 from replay.report import Progress, RunStats, build_report
 from replay.scheduler import run_open_loop
 from replay.sender import Outcome, Sender
 from replay.served_model import MODEL_PATH, fetch_served_model
+from replay.shift import apply_shifts, check_columns
 from replay.tracing import attach_run_baggage, start_tracing, stop_tracing
 
 PREDICT_PATH = "/predict"

@@ -22,6 +22,9 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
+from service.telemetry.exporters import span_exporter
+from service.telemetry.plan import OTLP_PROTOCOLS, exporter_kind, otlp_protocol
+
 BAGGAGE_RUN_ID = "replay.run_id"
 # Bound how long a run's exit can wait on an absent collector.
 FLUSH_TIMEOUT_MS = 3_000
@@ -32,31 +35,19 @@ class TracingConfigError(ValueError):
 
 
 def _exporter_from_env(env: Mapping[str, str]) -> SpanExporter | None:
-    """The exporter the standard variables select: OTEL_TRACES_EXPORTER wins; otherwise an
-    OTLP endpoint variable alone switches OTLP on; with neither, no export."""
-    choice = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if not choice:
-        has_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-        )
-        choice = "otlp" if has_endpoint else "none"
+    """The exporter the standard variables select, read as the service reads them
+    (service/telemetry/plan.py); `console` is this client's addition."""
+    choice = exporter_kind(env, "TRACES", "none").lower()
     if choice == "none":
         return None
     if choice == "console":
         return ConsoleSpanExporter()
     if choice != "otlp":
         raise TracingConfigError(f"OTEL_TRACES_EXPORTER={choice!r}: use otlp, console or none")
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
-    )
-    # Imported on demand: grpc is slow to import and unused in the default (no export) case.
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    elif protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    else:
+    protocol = otlp_protocol(env, "TRACES")
+    if protocol not in OTLP_PROTOCOLS:
         raise TracingConfigError(f"OTLP protocol {protocol!r}: use grpc or http/protobuf")
-    return OTLPSpanExporter()
+    return span_exporter(protocol)
 
 
 def start_tracing(env: Mapping[str, str] | None = None) -> TracerProvider:

@@ -1,6 +1,6 @@
 """``python -m service`` is ``mlapi``."""
 
-from service.cli import main
+from service.server.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.dataset import load_housing
-from service.training import TrainResult, train
+from service.model.dataset import load_housing
+from service.model.training import TrainResult, train
 
 
 @pytest.fixture(scope="session")

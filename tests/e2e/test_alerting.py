@@ -25,7 +25,7 @@ from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_comm
 from server import mlapi_command
 from stack import PROMETHEUS_CONFIG, Stack, StackError, running, stop_process
 
-from service.training import ARTIFACT_NAME, HOLDOUT_NAME
+from service.model.store import ARTIFACT_NAME, HOLDOUT_NAME
 
 pytestmark = [
     pytest.mark.e2e,
@@ -43,7 +43,7 @@ FOR_CLAUSE = re.compile(r"^(\s+for:) \S+$", re.MULTILINE)
 
 JOB_PREFIX = "mlapi-alerting"
 # The holdout has ~100 rows: against the training bins its own PSI is up to 0.24 for a feature
-# (sampling noise; measured with service.drift_reference.psi over every window of >= 500
+# (sampling noise; measured with service.model.drift_reference.psi over every window of >= 500
 # consecutive rows, the default drift_min_observations). psi_warn above that keeps the normal
 # replay silent; the drifted replay scores PSI > 3 on RM, LSTAT and the prediction.
 TEST_THRESHOLDS = ("psi_warn=0.4", "psi_critical=1.0")

@@ -38,7 +38,7 @@ from deployment import client_env, deploy, replay
 from server import ServerProcess
 from stack import Stack
 
-from service.dataset import FEATURES
+from service.model.dataset import FEATURES
 
 pytestmark = [
     pytest.mark.e2e,

@@ -37,8 +37,7 @@ from deployment import service_env
 from server import ServerProcess
 from stack import Stack, http_get_json
 
-from service.model_store import TRUSTED_TYPES
-from service.training import ARTIFACT_NAME, CARD_NAME
+from service.model.store import ARTIFACT_NAME, CARD_NAME, TRUSTED_TYPES
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ import requests
 from conftest import NO_EXPORT, server_env
 from server import ServerProcess
 
-from service.auth import TOKENS_ENV, TOKENS_FILE_ENV
+from service.credentials import TOKENS_ENV, TOKENS_FILE_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import requests
 from conftest import NO_EXPORT, server_env
 from server import ServerProcess, mlapi_command
 
-from service.feedback_token import KEY_ENV, MIN_KEY_BYTES
+from service.credentials import FEEDBACK_KEY_ENV as KEY_ENV
+from service.credentials import MIN_FEEDBACK_KEY_BYTES as MIN_KEY_BYTES
 
 pytestmark = pytest.mark.integration
 

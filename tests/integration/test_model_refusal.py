@@ -18,8 +18,9 @@ import pytest
 from conftest import server_env
 from server import HOST, free_port, mlapi_command
 
-from service.dataset import load_housing
-from service.training import ARTIFACT_NAME, CARD_NAME, train
+from service.model.dataset import load_housing
+from service.model.store import ARTIFACT_NAME, CARD_NAME
+from service.model.training import train
 
 pytestmark = pytest.mark.integration
 

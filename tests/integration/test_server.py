@@ -16,8 +16,8 @@ import requests
 from conftest import server_env
 from server import HOST, ServerProcess
 
-from service.errors import ERROR_CODES
-from service.model_store import load_model
+from service.api.errors import ERROR_CODES
+from service.model.store import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -358,7 +358,7 @@ def test_sigterm_drains_in_flight_request_and_exits(trained_model, tmp_path, hol
 def test_sigterm_answers_the_sync_workers_backlog(trained_model, tmp_path, holdout):
     # One sync worker, busy reading request A (half its body sent) while request B waits in the
     # listen backlog. gunicorn's own sync worker would stop accepting and reset B at exit;
-    # service.draining_worker answers both before it exits.
+    # service.server.draining_worker answers both before it exits.
     env = {**server_env(trained_model, tmp_path / "h"), "OTEL_SDK_DISABLED": "true"}
     process = ServerProcess(tmp_path / "server.log", env=env, workers=1, threads=1)
     with process:

@@ -15,7 +15,7 @@ import pytest
 from conftest import NO_EXPORT, server_env
 from server import HOST, ServerProcess, free_port, mlapi_command
 
-from service.training import ARTIFACT_NAME, CARD_NAME
+from service.model.store import ARTIFACT_NAME, CARD_NAME
 
 pytestmark = pytest.mark.integration
 

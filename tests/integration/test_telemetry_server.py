@@ -17,7 +17,7 @@ import pytest
 import requests
 from server import ServerProcess, free_port
 
-from service.dataset import FEATURES
+from service.model.dataset import FEATURES
 
 pytestmark = pytest.mark.integration
 

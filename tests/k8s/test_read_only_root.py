@@ -20,7 +20,7 @@ from chart import one
 from server import ServerProcess
 from stack import ManagedProcess, free_ports
 
-from service.dataset import FEATURES
+from service.model.dataset import FEATURES
 
 pytestmark = pytest.mark.k8s
 

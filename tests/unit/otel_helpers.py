@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from service.drift_reference import DriftReference
-from service.thresholds import Thresholds
+from service.model.drift_reference import DriftReference
+from service.model.thresholds import Thresholds
 
 
 @dataclass

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
-from service.app import create_app
-from service.cli import main
-from service.config import Settings
-from service.errors import ERROR_CODES
-from service.model_store import LoadedModel, load_model
+from service.api.app import create_app
+from service.api.errors import ERROR_CODES
+from service.model.store import LoadedModel, load_model
+from service.server.cli import main
+from service.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -15,21 +15,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from replay.cli import build_parser, config_from_args, with_env_token
 from replay.sender import Sender, parse_header
-from service import auth
-from service.app import create_app
-from service.auth import (
+from service import credentials
+from service.api.app import create_app
+from service.api.auth import check_authorization
+from service.credentials import (
     MIN_TOKEN_CHARS,
-    SANITIZE_FIELDS_ENV,
     TOKENS_ENV,
     TOKENS_FILE_ENV,
     AuthTokens,
-    check_authorization,
-    redact_authorization_in_spans,
     tokens_from_env,
 )
-from service.config import ConfigError, Settings
-from service.model_store import LoadedModel, load_model
-from service.telemetry import init_telemetry
+from service.model.store import LoadedModel, load_model
+from service.settings import ConfigError, Settings
+from service.telemetry.http_server import SANITIZE_FIELDS_ENV, redact_authorization
+from service.telemetry.setup import init_telemetry
 
 GOOD = "tok-ALPHA.0123456789_abcdef"
 OTHER = "tok-BRAVO+0123456789/xyz=="
@@ -40,12 +39,11 @@ INVALID_TOKEN_CHALLENGE = 'Bearer realm="mlapi", error="invalid_token"'
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No inherited OTEL_*/auth variables; registered so monkeypatch restores what
-    create_app() and init_telemetry() write into os.environ."""
+    """No inherited OTEL_*/auth variables; registered so monkeypatch restores what the server's
+    start-up (redact_authorization) writes into os.environ."""
     for name in list(os.environ):
         if name.startswith(("OTEL_", "MLAPI_AUTH_", "REPLAY_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "")
     monkeypatch.setenv(SANITIZE_FIELDS_ENV, "")
 
 
@@ -164,13 +162,13 @@ def test_to_env_passes_file_tokens_inline_so_the_file_is_read_once(tmp_path):
 @pytest.mark.parametrize("presented", [GOOD, OTHER, WRONG, "", "x" * 10_000])
 def test_every_token_is_compared_in_constant_time_without_early_exit(monkeypatch, presented):
     calls: list[tuple[bytes, bytes]] = []
-    compare = auth.hmac.compare_digest
+    compare = credentials.hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return compare(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(credentials.hmac, "compare_digest", spy)
     tokens = AuthTokens((GOOD, OTHER, "tok-CHARLIE-0123456789"))
     assert tokens.accepts(presented) is (presented in (GOOD, OTHER))
     # One comparison per configured token, whichever matched; fixed-length digests, so neither
@@ -272,7 +270,7 @@ def test_without_tokens_nothing_is_protected(model, row):
 
 
 def test_startup_log_says_whether_auth_is_on_without_tokens(model, caplog):
-    caplog.set_level(logging.INFO, logger="service.auth")
+    caplog.set_level(logging.INFO, logger="service.api.auth")
     create_app(secured_settings(), model)
     create_app(Settings(), model)
     messages = [record.getMessage() for record in caplog.records]
@@ -321,8 +319,9 @@ def observed_client(monkeypatch, model):
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "Authorization")
     monkeypatch.setenv(SANITIZE_FIELDS_ENV, "x-session-.*")
+    redact_authorization(os.environ)  # as the server does at start (gunicorn.conf.py)
     reader = InMemoryMetricReader()
-    telemetry = init_telemetry(model.card, service_version="1", extra_metric_readers=[reader])
+    telemetry = init_telemetry(service_version="1", extra_metric_readers=[reader])
     spans = InMemorySpanExporter()
     assert telemetry.tracer_provider is not None
     telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -363,11 +362,11 @@ def test_tokens_never_reach_spans_metrics_or_logs(observed_client, row, caplog):
 
 def test_redacting_authorization_is_idempotent_and_keeps_user_entries():
     environ = {SANITIZE_FIELDS_ENV: " set-cookie , .*session.* "}
-    redact_authorization_in_spans(environ)
-    redact_authorization_in_spans(environ)
+    redact_authorization(environ)
+    redact_authorization(environ)
     assert environ[SANITIZE_FIELDS_ENV] == "set-cookie,.*session.*,authorization"
     environ = {SANITIZE_FIELDS_ENV: "Authorization"}
-    redact_authorization_in_spans(environ)
+    redact_authorization(environ)
     assert environ[SANITIZE_FIELDS_ENV] == "Authorization"
 
 

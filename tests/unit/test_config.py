@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, Settings
+from service.credentials import AuthTokens, FeedbackKeys
+from service.settings import ConfigError, Settings
 
 
 def test_defaults_without_any_variable():
@@ -31,7 +32,16 @@ def test_every_variable_is_read():
         "MLAPI_LOG_LEVEL": "DEBUG",
         "MLAPI_MAX_JSON_DEPTH": "8",
         "MLAPI_MAX_KEY_LENGTH": "128",
+        "MLAPI_FEEDBACK_MAX_AGE_S": "3600",
+        "MLAPI_REQUEST_TIMEOUT_S": "5",
+        "MLAPI_CACHE_DIR": "/var/cache/mlapi",
+        "MLAPI_SPAN_FEATURES": "TRUE",
+        "MLAPI_AUTH_TOKENS": "tok-ALPHA.0123456789",
+        "MLAPI_FEEDBACK_KEY": "c" * 32,
+        "MLAPI_FEEDBACK_KEY_PREVIOUS": "p" * 40,
     }
+    # Every variable the settings know (the token file is the other spelling of the tokens).
+    assert set(env) == set(Settings().to_env()) - {"MLAPI_AUTH_TOKENS_FILE"}
     assert Settings.from_env(env) == Settings(
         model_path=Path("/models/house.skops"),
         host="0.0.0.0",
@@ -43,7 +53,19 @@ def test_every_variable_is_read():
         log_level="debug",
         max_json_depth=8,
         max_key_length=128,
+        feedback_max_age_s=3600,
+        request_timeout_s=5,
+        cache_dir=Path("/var/cache/mlapi"),
+        span_features=True,
+        auth_tokens=AuthTokens(("tok-ALPHA.0123456789",)),
+        feedback_keys=FeedbackKeys(b"c" * 32, b"p" * 40),
     )
+
+
+def test_a_short_feedback_key_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"MLAPI_FEEDBACK_KEY": "short"})
+    assert caught.value.problems == ["MLAPI_FEEDBACK_KEY must be at least 32 bytes long"]
 
 
 def test_empty_values_mean_default():
@@ -81,6 +103,12 @@ def test_replace_validates_overrides():
 
 
 def test_to_env_round_trips():
-    settings = Settings(model_path=Path("/m/model.skops"), port=9100, threads=2)
+    settings = Settings(
+        model_path=Path("/m/model.skops"),
+        port=9100,
+        threads=2,
+        span_features=True,
+        feedback_keys=FeedbackKeys(b"k" * 32),
+    )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env(Settings().to_env()) == Settings()

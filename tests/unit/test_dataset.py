@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.dataset import (
+from service.model.dataset import (
     COLUMNS,
     EXPECTED_ROWS,
     DatasetError,

@@ -5,15 +5,15 @@ import math
 
 import numpy as np
 import pytest
+from psi import PSI_EPSILON, psi
 
-from service.drift_reference import (
+from service.model.card import CardError, parse_typed
+from service.model.drift_reference import (
     MAX_BINS,
-    PSI_EPSILON,
     DriftReference,
     bin_counts,
     bin_indices,
     build_reference,
-    psi,
     reference_edges,
 )
 
@@ -82,10 +82,14 @@ def test_reference_fractions_match_serve_time_binning() -> None:
     assert tuple(counts / counts.sum()) == pytest.approx(reference.fractions)
 
 
-def test_round_trip_through_json() -> None:
+def as_json(reference: DriftReference) -> dict:
+    data = {"feature": reference.feature, "edges": reference.edges}
+    return json.loads(json.dumps({**data, "fractions": reference.fractions}))
+
+
+def test_round_trip_through_json_as_the_card_reads_it() -> None:
     reference = build_reference("LSTAT", RNG.gamma(3, 4, 500))
-    restored = DriftReference.from_dict(json.loads(json.dumps(reference.to_dict())))
-    assert restored == reference
+    assert parse_typed(DriftReference, as_json(reference), "drift[0]") == reference
 
 
 @pytest.mark.parametrize(
@@ -96,17 +100,17 @@ def test_round_trip_through_json() -> None:
         ({"feature": "RM", "edges": [1.0], "fractions": [0.5, 0.6]}, "sum to 1"),
         ({"feature": "RM", "edges": [1.0], "fractions": [-0.5, 1.5]}, ">= 0"),
         ({"feature": "RM", "edges": [math.nan], "fractions": [0.5, 0.5]}, "finite"),
-        ({"feature": "RM", "edges": ["1"], "fractions": [0.5, 0.5]}, "list of numbers"),
-        ({"feature": "RM", "edges": [True], "fractions": [0.5, 0.5]}, "list of numbers"),
+        ({"feature": "RM", "edges": ["1"], "fractions": [0.5, 0.5]}, "expected a number"),
+        ({"feature": "RM", "edges": [True], "fractions": [0.5, 0.5]}, "expected a number"),
         ({"feature": "", "edges": [], "fractions": [1.0]}, "non-empty"),
         ({"feature": "RM", "edges": []}, "missing"),
         ({"feature": "RM", "edges": [], "fractions": [1.0], "extra": 1}, "unknown"),
         ({"feature": "RM", "edges": list(range(10)), "fractions": [0.1] * 10 + [0.0]}, "at most"),
     ],
 )
-def test_from_dict_rejects_invalid_references(data: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        DriftReference.from_dict(data)
+def test_the_card_refuses_invalid_references(data: dict, message: str) -> None:
+    with pytest.raises(CardError, match=message):
+        parse_typed(DriftReference, data, "drift[0]")
 
 
 @pytest.mark.parametrize("values", [np.array([]), np.array([1.0, np.nan]), np.array([np.inf])])

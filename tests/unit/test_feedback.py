@@ -11,13 +11,13 @@ import time
 import jsonschema
 import pytest
 
-from service.app import create_app
-from service.config import Settings
-from service.errors import ERROR_CODES
-from service.feedback import ID_PROBLEMS
-from service.feedback_token import KEY_ENV, FeedbackSigner
-from service.instruments import FEEDBACK_REJECTION_REASONS
-from service.model_store import LoadedModel, load_model
+from service.api.app import create_app
+from service.api.errors import ERROR_CODES
+from service.api.feedback_body import ID_PROBLEMS, REJECTION_REASONS
+from service.api.prediction_ids import PredictionIds
+from service.credentials import FeedbackKeys
+from service.model.store import LoadedModel, load_model
+from service.settings import Settings
 
 KEY = "k" * 40
 MAX_AGE_S = 3600
@@ -29,9 +29,9 @@ def model(trained_model) -> LoadedModel:
 
 
 @pytest.fixture
-def client(model, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    settings = Settings(max_rows=5, feedback_max_age_s=MAX_AGE_S)
+def client(model):
+    keys = FeedbackKeys(KEY.encode())
+    settings = Settings(max_rows=5, feedback_max_age_s=MAX_AGE_S, feedback_keys=keys)
     return create_app(settings, model).test_client()
 
 
@@ -96,10 +96,10 @@ def test_integer_actuals_are_numbers(client, row):
 def test_one_bad_item_refuses_the_batch_naming_every_bad_item(client, row, model):
     predictions, ids = predict(client, row, rows=2)
     forged = ids[1][:-2] + ("AA" if not ids[1].endswith("AA") else "BA")
-    old = FeedbackSigner([KEY.encode()]).sign(
-        predictions[0], model.card.version, int(time.time()) - MAX_AGE_S - 60
+    (old,) = PredictionIds([KEY.encode()]).issue(
+        predictions[:1], model.card.version, int(time.time()) - MAX_AGE_S - 60
     )
-    other_key = FeedbackSigner([b"x" * 40]).sign(predictions[0], model.card.version, 0)
+    (other_key,) = PredictionIds([b"x" * 40]).issue(predictions[:1], model.card.version, 0)
     items = [
         {"id": ids[0], "actual": 20.0},  # fine, but the batch fails
         {"id": forged, "actual": 20.0},
@@ -175,8 +175,41 @@ def test_not_json_is_refused_like_predict(client):
 def test_rejection_reasons_are_the_api_error_codes_or_the_id_problems():
     """One name for one problem: a dashboard filtering the counter by the code a client got
     (e.g. invalid_value) finds it."""
-    unknown = set(FEEDBACK_REJECTION_REASONS) - set(ERROR_CODES) - set(ID_PROBLEMS)
+    unknown = set(REJECTION_REASONS) - set(ERROR_CODES) - set(ID_PROBLEMS)
     assert not unknown
+
+
+def test_every_reason_a_refusal_can_count_starts_at_zero(client, row, model):
+    """Each way a client can get POST /feedback refused moves a series that existed at 0 before,
+    so that increase() over it is exact from the first refusal on."""
+    _, (good_id,) = predict(client, row)
+    (expired,) = PredictionIds([KEY.encode()]).issue([1.0], model.card.version, 0)
+    (future,) = PredictionIds([KEY.encode()]).issue([1.0], model.card.version, 2**32 - 1)
+    (forged,) = PredictionIds([b"x" * 40]).issue([1.0], model.card.version, int(time.time()))
+    item = {"id": good_id, "actual": 20.0}
+    refusals = {
+        "unsupported_media_type": {"data": b"{}", "content_type": "text/plain"},
+        "malformed_json": {"data": b"{", "content_type": "application/json"},
+        "invalid_encoding": {"data": b'{"id": "\xff"}', "content_type": "application/json"},
+        "nesting_too_deep": {"data": b"[" * 40 + b"]" * 40, "content_type": "application/json"},
+        "invalid_body": {"json": [item]},
+        "missing_field": {"json": {"id": good_id}},
+        "unknown_field": {"json": {**item, "extra": 1}},
+        "invalid_value": {"json": {**item, "actual": "twenty"}},
+        "too_many_rows": {"json": {"items": [item] * 6}},
+        "malformed": {"json": {**item, "id": "not-an-id"}},
+        "bad_signature": {"json": {**item, "id": forged}},
+        "expired": {"json": {**item, "id": expired}},
+        "not_yet_valid": {"json": {**item, "id": future}},
+    }
+    for reason, request in refusals.items():
+        assert metric(client, "mlapi_feedback_rejected_total", reason=reason) == 0, reason
+        assert client.post("/feedback", **request).status_code in (400, 413, 415, 422)
+        assert metric(client, "mlapi_feedback_rejected_total", reason=reason) == 1, reason
+    # What a refusal cannot be driven to here (a body stalled past MLAPI_REQUEST_TIMEOUT_S needs
+    # a real socket, tests/integration/test_limits_server.py) is at zero all the same.
+    for reason in set(REJECTION_REASONS) - set(refusals):
+        assert metric(client, "mlapi_feedback_rejected_total", reason=reason) == 0, reason
 
 
 def test_rejection_series_exist_at_zero_from_the_start(client, model):

@@ -11,9 +11,9 @@ from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from otel_helpers import Card, metrics_by_name
 
-from service.drift_reference import bin_counts
-from service.feedback import FeedbackBatch
-from service.instruments import (
+from service.api.feedback_body import FeedbackBatch
+from service.model.drift_reference import bin_counts
+from service.telemetry.instruments import (
     BATCH_SIZE_BUCKETS,
     FEEDBACK_DELAY_BUCKETS_S,
     INFERENCE_BUCKETS_S,
@@ -28,6 +28,9 @@ from service.instruments import (
 MODEL = {"model.name": "housing", "model.version": "3"}
 
 
+FEEDBACK_REASONS = ("expired", "invalid_value")
+
+
 @pytest.fixture
 def reader() -> InMemoryMetricReader:
     return InMemoryMetricReader()
@@ -36,7 +39,7 @@ def reader() -> InMemoryMetricReader:
 @pytest.fixture
 def instruments(reader: InMemoryMetricReader) -> ModelInstruments:
     meter = MeterProvider(metric_readers=[reader], shutdown_on_exit=False).get_meter("test")
-    return ModelInstruments(meter, Card())
+    return ModelInstruments(meter, Card(), FEEDBACK_REASONS)
 
 
 def test_prediction_buckets_are_round_and_cover_the_target_range() -> None:
@@ -129,6 +132,18 @@ def test_rejections_map_unknown_fields_to_one_value(
         ("unknown_field", "_unknown"): 500,
         ("invalid_json", "_none"): 1,
     }
+
+
+def test_feedback_rejection_reasons_exist_at_zero_and_more_are_capped(
+    instruments: ModelInstruments, reader: InMemoryMetricReader
+) -> None:
+    instruments.record_feedback_rejection([f"reason_{i}" for i in range(2 * MAX_REASONS)])
+    rejected = metrics_by_name(reader)["mlapi.feedback.rejected"]
+    counts = {p.attributes["reason"]: p.value for p in rejected.data.data_points}
+    assert {reason: counts[reason] for reason in FEEDBACK_REASONS} == dict.fromkeys(
+        FEEDBACK_REASONS, 0
+    )
+    assert len(counts) == MAX_REASONS + 1 and counts["_other"] > 0
 
 
 def test_rejection_reasons_are_capped(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,16 +14,10 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from service.dataset import load_housing
-from service.model_card import ModelCard
-from service.model_store import (
-    LoadedModel,
-    ModelLoadError,
-    default_model_dir,
-    ensure_default_model,
-    load_model,
-)
-from service.training import train
+from service.model.card import ModelCard
+from service.model.dataset import load_housing
+from service.model.store import LoadedModel, ModelLoadError, load_model
+from service.model.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,7 +141,7 @@ def test_card_with_feature_names_other_than_the_fit(trained_model, tmp_path):
         trained_model.card,
         model_type="sklearn.linear_model._base.LinearRegression",
         features=tuple(reversed(trained_model.card.features)),
-        drift=(*reversed(trained_model.card.feature_drift), trained_model.card.prediction_drift),
+        drift=(*reversed(trained_model.card.drift[:-1]), trained_model.card.drift[-1]),
     )
     assert "was fitted on features CRIM," in refusal(write_with_card(estimator, card, tmp_path))
 
@@ -188,54 +179,3 @@ def test_tree_with_out_of_range_child_is_refused(trained_model, tmp_path):
     estimator.estimators_[5, 0].tree_.__setstate__(state)
     artifact = write_with_card(estimator, trained_model.card, tmp_path)
     assert "tree 5 has a child index out of range" in refusal(artifact)
-
-
-def test_default_model_is_trained_once_then_cached(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLAPI_CACHE_DIR", str(tmp_path))
-    model_dir = default_model_dir()
-    assert model_dir.parent == tmp_path / "models"
-    said: list[str] = []
-    first = ensure_default_model(said.append)
-    assert said == [
-        "first start: training the built-in model on the bundled housing data (a few seconds), "
-        f"cached in {model_dir} (MLAPI_CACHE_DIR moves it)"
-    ]
-    assert (model_dir / "model.skops").is_file() and (model_dir / "holdout.csv").is_file()
-    stamp = (model_dir / "model.skops").stat().st_mtime_ns
-    assert ensure_default_model(said.append).card == first.card
-    assert len(said) == 1  # loaded from the cache: nothing to say
-    assert (model_dir / "model.skops").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
-        [model_dir.name, model_dir.name + ".lock"]
-    )
-
-
-def test_two_processes_starting_at_once_share_one_default_model(tmp_path):
-    env = {**os.environ, "MLAPI_CACHE_DIR": str(tmp_path)}
-    code = "from service.model_store import ensure_default_model as e; print(e().card.trained_at)"
-    processes = [
-        subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=120)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0]
-    assert outputs[0] == outputs[1]  # the second loaded what the first trained
-    assert len(list((tmp_path / "models").iterdir())) == 2  # the model dir and its lock file
-
-
-def test_damaged_default_model_names_the_directory_to_delete(monkeypatch, tmp_path, trained_model):
-    monkeypatch.setenv("MLAPI_CACHE_DIR", str(tmp_path))
-    model_dir = default_model_dir()
-    model_dir.mkdir(parents=True)
-    shutil.copy(trained_model.card_path, model_dir)
-    (model_dir / "model.skops").write_bytes(b"not a zip")
-    with pytest.raises(ModelLoadError, match=f"delete {model_dir} to rebuild"):
-        ensure_default_model()
-
-
-def test_unwritable_cache_is_a_load_error(monkeypatch, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    monkeypatch.setenv("MLAPI_CACHE_DIR", str(blocker))  # a file where a directory must go
-    with pytest.raises(ModelLoadError, match="cannot build the default model"):
-        ensure_default_model()

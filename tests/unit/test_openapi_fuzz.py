@@ -12,6 +12,7 @@ is a plain parametrized test that draws cases from the operation's public ``as_s
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -29,12 +30,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
-from service.config import Settings
-from service.model_store import load_model
-from service.payload import MAX_ABS_VALUE
-from service.prediction_ids import prediction_ids
-from service.state import EXTENSION_KEY, ServiceState
+from service.api.app import create_app
+from service.api.json_body import MAX_ABS_VALUE
+from service.api.state import AppState
+from service.model.store import load_model
+from service.settings import Settings
 
 # A few hundred cases per operation: enough to reach every body shape, bounded for a 2-core CI box.
 MAX_EXAMPLES = 200
@@ -105,7 +105,7 @@ def test_every_response_conforms_to_the_openapi_document(app, api_schema, method
     cases = st.one_of(
         [operation.as_strategy(generation_mode=m) for m in schemathesis.GenerationMode]
     )
-    state: ServiceState = app.extensions[EXTENSION_KEY]
+    state = AppState.of(app)
 
     @given(case=cases)
     @settings(
@@ -130,11 +130,11 @@ def test_every_response_conforms_to_the_openapi_document(app, api_schema, method
         assert {status for _, status in outcomes} >= {200, 422}
 
 
-def sign_feedback_ids(body: dict[str, Any], state: ServiceState) -> None:
+def sign_feedback_ids(body: dict[str, Any], state: AppState) -> None:
     """Schema-valid ids cannot be drawn (a signature is not a pattern): give every item an id
     this app issued, as /predict would, so a schema-valid body must be recorded (200)."""
     items = body.get("items", [body])
-    ids = prediction_ids(state.signer, [1.0] * len(items), state.model.card.version)
+    ids = state.ids.issue([1.0] * len(items), state.model.card.version, int(time.time()))
     for item, token in zip(items, ids, strict=True):
         item["id"] = token
 
@@ -144,7 +144,7 @@ def sign_feedback_ids(body: dict[str, Any], state: ServiceState) -> None:
 
 @pytest.fixture
 def row(app) -> dict[str, float]:
-    return {name: 1.0 for name in app.extensions[EXTENSION_KEY].model.card.feature_names}
+    return {name: 1.0 for name in AppState.of(app).model.card.feature_names}
 
 
 def test_feature_beyond_float32_is_422_not_500(app, row):

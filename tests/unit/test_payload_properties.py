@@ -1,4 +1,4 @@
-"""Properties of the body parser and validator (service/payload.py) on generated input.
+"""Properties of the body parsers (service/api/predict_body.py, json_body.py) on generated input.
 
 - Any JSON document and any byte string: a finite float64 matrix of the model's width, or an
   ApiError with a 4xx code and the standard error shape (never another exception).
@@ -19,18 +19,12 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service.dataset import FEATURES
-from service.errors import ERROR_CODES, ApiError
-from service.feedback import FeedbackRejected, parse_feedback
-from service.feedback_token import FeedbackSigner, PredictionClaim
-from service.payload import (
-    KEY_PREVIEW_CHARS,
-    MAX_ABS_VALUE,
-    MAX_DETAILS,
-    PayloadLimits,
-    PayloadParser,
-    load_json,
-)
+from service.api.errors import ERROR_CODES, ApiError
+from service.api.feedback_body import FeedbackRejected, parse_feedback
+from service.api.json_body import KEY_PREVIEW_CHARS, MAX_ABS_VALUE, MAX_DETAILS, load_json
+from service.api.predict_body import PayloadLimits, PayloadParser
+from service.api.prediction_ids import PredictionClaim, PredictionIds
+from service.model.dataset import FEATURES
 
 # max_key_length above KEY_PREVIEW_CHARS, so a refused key is always shown shortened.
 LIMITS = PayloadLimits(max_rows=6, max_json_depth=6, max_key_length=KEY_PREVIEW_CHARS + 8)
@@ -295,7 +289,7 @@ def test_unknown_keys_are_too_long_exactly_above_the_limit(data, length, where):
 
 # -- the feedback body ----------------------------------------------------------------------------
 
-SIGNER = FeedbackSigner([b"k" * 32])
+SIGNER = PredictionIds([b"k" * 32])
 
 
 def verify(token: object) -> PredictionClaim:

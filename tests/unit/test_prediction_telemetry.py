@@ -12,9 +12,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from otel_helpers import Card, metrics_by_name
 
-from service.errors import ApiError, Detail
-from service.prediction_telemetry import PredictionTelemetry
-from service.telemetry import init_telemetry
+from service.api.errors import ApiError, Detail
+from service.api.prediction_telemetry import PredictionTelemetry
+from service.settings import Settings
+from service.telemetry.instruments import ModelInstruments
+from service.telemetry.setup import init_telemetry
 
 
 class Doubler:
@@ -32,16 +34,18 @@ def observed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "")
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-    monkeypatch.setenv("MLAPI_SPAN_FEATURES", getattr(request, "param", "false"))
     reader = InMemoryMetricReader()
-    telemetry = init_telemetry(Card(), service_version="1", extra_metric_readers=[reader])
+    telemetry = init_telemetry(service_version="1", extra_metric_readers=[reader])
     spans = InMemorySpanExporter()
     assert telemetry.tracer_provider is not None
     telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    observer = PredictionTelemetry(telemetry, Card())
+    span_features = Settings.from_env({"MLAPI_SPAN_FEATURES": getattr(request, "param", "")})
+    instruments = ModelInstruments(telemetry.meter, Card(), ())
+    observer = PredictionTelemetry(
+        telemetry.tracer, instruments, Card(), span_features.span_features
+    )
     yield telemetry, observer, reader, spans
     telemetry.shutdown(1.0)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import socket
 
-from service.config import Settings
-from service.feedback_token import KEY_ENV
-from service.preflight import bind_problem, settings_problems
+from service.server.preflight import bind_problem, settings_problems
+from service.settings import Settings
 
 EMBEDDED = "with embedded /metrics would serve one worker's numbers per scrape"
 
@@ -25,12 +24,11 @@ def test_several_workers_with_embedded_metrics_name_the_flag_when_a_flag_was_use
     assert variable.endswith("or MLAPI_WORKERS=1")
 
 
-def test_several_workers_are_fine_over_otlp_and_every_problem_is_listed():
+def test_several_workers_are_fine_over_otlp_and_an_unknown_exporter_is_named():
     otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}
     assert settings_problems(Settings(workers=2), otlp, {}) == []
-    problems = settings_problems(Settings(workers=2), {KEY_ENV: "short"}, {})
-    assert len(problems) == 2
-    assert problems[1] == f"{KEY_ENV} must be at least 32 bytes long"
+    problems = settings_problems(Settings(workers=2), {"OTEL_TRACES_EXPORTER": "zipkin"}, {})
+    assert problems == ["OTEL_TRACES_EXPORTER='zipkin': supported are otlp, none"]
 
 
 def test_a_busy_port_is_named_with_what_to_do():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from psi import PSI_EPSILON
 
-from service.drift_reference import PSI_EPSILON
-from service.thresholds import Thresholds, threshold_gauge_values
+from service.model.thresholds import Thresholds, threshold_gauge_values
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "observability" / "prometheus" / "rules"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.read_deadline import ReadDeadline
+from service.api.read_deadline import ReadDeadline
 
 TIMEOUT_S = 0.2
 # Only there so that a broken deadline fails the test instead of hanging it.

@@ -4,14 +4,12 @@ variables the service reads."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 from replay.cli import build_parser
-from service.config import Settings, env_name
-from service.errors import ERROR_CODES
-from service.model_store import CACHE_ENV
+from service.api.errors import ERROR_CODES
+from service.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -55,5 +53,5 @@ def test_the_replay_synopsis_names_every_option():
 
 def test_the_configuration_table_lists_every_variable():
     variables = {row[0].strip("`") for row in table_rows(section("Configuration"))}
-    read = {env_name(field.name) for field in dataclasses.fields(Settings)} | {CACHE_ENV}
+    read = set(Settings().to_env())
     assert not read - variables, f"README configuration table lacks {sorted(read - variables)}"

@@ -10,7 +10,7 @@ import pytest
 from replay.columns import ColumnsError, mismatch, name_columns, parse_columns
 from replay.csv_format import WHITESPACE, CsvFormat, Sniffed
 from replay.served_model import ServedModel, served_model_from_card
-from service.dataset import FEATURES
+from service.model.dataset import FEATURES
 
 PATH = Path("data.csv")
 SERVED = ServedModel("housing-price", "1.0", FEATURES, "MEDV")

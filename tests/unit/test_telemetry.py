@@ -18,14 +18,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otel_helpers import Card, metrics_by_name
 
-from service.access_log import ENVIRON_FIELDS_KEY as ACCESS_LOG_FIELDS_KEY
-from service.telemetry import (
+from service.telemetry.exporters import PauseWhenDownExporter
+from service.telemetry.http_server import ACCESS_LOG_FIELDS_KEY
+from service.telemetry.instruments import ModelInstruments
+from service.telemetry.log_limits import RateLimitFilter
+from service.telemetry.plan import export_plan
+from service.telemetry.setup import (
     HTTP_DURATION_BUCKETS_S,
-    PauseWhenDownExporter,
-    RateLimitFilter,
     Telemetry,
     build_resource,
-    export_plan,
     init_telemetry,
 )
 
@@ -35,8 +36,6 @@ def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
-    # Registered so that monkeypatch restores what init_telemetry() writes.
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "")
 
 
 def closed_port() -> int:
@@ -129,7 +128,7 @@ def instrumented(monkeypatch: pytest.MonkeyPatch):
     # No trace exporter is configured: spans are recorded only when a sampler is asked for.
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     reader = InMemoryMetricReader()
-    telemetry = init_telemetry(Card(), service_version="1", extra_metric_readers=[reader])
+    telemetry = init_telemetry(service_version="1", extra_metric_readers=[reader])
     spans = InMemorySpanExporter()
     assert telemetry.tracer_provider is not None
     telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -173,9 +172,10 @@ def test_a_w3c_traceparent_joins_the_callers_trace(instrumented) -> None:
 
 
 def test_embedded_mode_serves_prometheus_text() -> None:
-    telemetry = init_telemetry(Card(), service_version="1")
+    telemetry = init_telemetry(service_version="1")
     try:
         assert telemetry.plan.embedded_metrics
+        ModelInstruments(telemetry.meter, Card(), ())
         client = make_app(telemetry).test_client()
         client.post("/predict/a")
         response = client.get("/metrics")
@@ -185,7 +185,8 @@ def test_embedded_mode_serves_prometheus_text() -> None:
         assert 'mlapi_model_info{model_name="housing"' in body
         assert "http_server_request_duration_seconds_bucket" in body
         assert "target_info" in body
-        assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
+        # The stable conventions are in effect without a word written into the environment.
+        assert "OTEL_SEMCONV_STABILITY_OPT_IN" not in os.environ
     finally:
         telemetry.shutdown(1.0)
 
@@ -204,7 +205,7 @@ def test_access_log_fields_carry_the_server_span_ids(instrumented) -> None:
 
 def test_otlp_mode_has_no_metrics_route(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
-    telemetry = init_telemetry(Card(), service_version="1")
+    telemetry = init_telemetry(service_version="1")
     try:
         assert telemetry.metrics_app is None
         assert make_app(telemetry).test_client().get("/metrics").status_code == 404
@@ -215,7 +216,7 @@ def test_otlp_mode_has_no_metrics_route(monkeypatch: pytest.MonkeyPatch) -> None
 def test_sdk_disabled_turns_everything_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
-    telemetry = init_telemetry(Card(), service_version="1")
+    telemetry = init_telemetry(service_version="1")
     assert not telemetry.enabled
     assert telemetry.tracer_provider is None
     assert telemetry.meter_provider is None
@@ -258,11 +259,12 @@ def test_shutdown_meets_its_deadline_with_an_absent_collector(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
-    telemetry = init_telemetry(Card(), service_version="1")
+    telemetry = init_telemetry(service_version="1")
+    instruments = ModelInstruments(telemetry.meter, Card(), ())
     caplog.set_level(logging.WARNING)
     for _ in range(2000):
         with telemetry.tracer.start_as_current_span("request"):
-            telemetry.instruments.record_model_error(rows=1)
+            instruments.record_model_error(rows=1)
 
     started = time.monotonic()
     telemetry.shutdown(deadline_s=2.0)
@@ -283,11 +285,11 @@ def test_embedded_mode_skips_exemplars_unless_asked(
     monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", exemplar_filter)
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
     reader = InMemoryMetricReader()
-    telemetry = init_telemetry(Card(), service_version="1", extra_metric_readers=[reader])
+    telemetry = init_telemetry(service_version="1", extra_metric_readers=[reader])
     try:
         assert telemetry.plan.embedded_metrics
         with telemetry.tracer.start_as_current_span("request"):
-            telemetry.instruments.record_predictions(
+            ModelInstruments(telemetry.meter, Card(), ()).record_predictions(
                 np.array([[0.1, 0.2]]), np.array([20.0]), inference_s=0.001
             )
         (point,) = metrics_by_name(reader)["mlapi.prediction.value"].data.data_points
@@ -297,7 +299,7 @@ def test_embedded_mode_skips_exemplars_unless_asked(
 
 
 def test_without_a_trace_exporter_spans_keep_ids_but_are_not_recorded() -> None:
-    telemetry = init_telemetry(Card(), service_version="1")
+    telemetry = init_telemetry(service_version="1")
     try:
         client = make_app(telemetry).test_client()
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

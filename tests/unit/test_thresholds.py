@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from service.thresholds import (
+from service.model.card import CardError, parse_typed
+from service.model.thresholds import (
     DEFAULT_TAIL_SHARE,
     Thresholds,
     ThresholdsError,
@@ -44,9 +45,9 @@ def test_defaults_need_a_usable_target(target: np.ndarray) -> None:
         default_thresholds(target)
 
 
-def test_round_trip_through_json() -> None:
+def test_round_trip_through_json_as_the_card_reads_it() -> None:
     thresholds = Thresholds(prediction_high=40, prediction_low=10, psi_warn=0.2, psi_critical=0.3)
-    restored = Thresholds.from_dict(json.loads(json.dumps(thresholds.to_dict())))
+    restored = parse_typed(Thresholds, json.loads(json.dumps(thresholds.to_dict())), "thresholds")
     assert restored == thresholds
 
 
@@ -71,17 +72,17 @@ def test_round_trip_through_json() -> None:
 def test_invalid_values_name_their_field(changes: dict, field: str) -> None:
     data = {"prediction_high": 40, "prediction_low": 10, **changes}
     with pytest.raises(ThresholdsError) as error:
-        Thresholds.from_dict(data)
+        Thresholds(**data)
     assert error.value.field == field
 
 
-def test_from_dict_rejects_unknown_and_missing_names() -> None:
-    with pytest.raises(ThresholdsError) as unknown:
-        Thresholds.from_dict({"prediction_high": 40, "prediction_low": 10, "psi_warm": 0.1})
-    assert unknown.value.field == "psi_warm"
-    with pytest.raises(ThresholdsError) as missing:
-        Thresholds.from_dict({"prediction_high": 40})
-    assert missing.value.field == "prediction_low"
+def test_the_card_refuses_unknown_and_missing_names() -> None:
+    with pytest.raises(CardError, match=r"thresholds: unknown key\(s\) psi_warm"):
+        parse_typed(
+            Thresholds, {"prediction_high": 40, "prediction_low": 10, "psi_warm": 0.1}, "thresholds"
+        )
+    with pytest.raises(CardError, match=r"thresholds: missing key\(s\) prediction_low"):
+        parse_typed(Thresholds, {"prediction_high": 40}, "thresholds")
 
 
 def test_overrides_from_cli_assignments() -> None:

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from service.cli import main
-from service.dataset import FEATURES, TARGET, content_sha256, load_housing
-from service.drift_reference import build_reference
-from service.model_card import PREDICTION_DRIFT_NAME, ModelCard
-from service.model_store import load_model
-from service.thresholds import Thresholds, ThresholdsError
-from service.training import train
+from service.model.card import PREDICTION_DRIFT_NAME, ModelCard
+from service.model.dataset import FEATURES, TARGET, content_sha256, load_housing
+from service.model.drift_reference import build_reference
+from service.model.store import load_model
+from service.model.thresholds import Thresholds, ThresholdsError
+from service.model.training import train
+from service.server.cli import main
 
 
 def test_holdout_metrics_meet_the_bar(trained_model):
@@ -97,15 +97,15 @@ def test_bad_inputs_are_refused(tmp_path, data, kwargs, message):
 
 def test_drift_references_come_from_the_training_rows(trained_model):
     """Features from the training rows; the prediction from the model's predictions on them
-    (why not the holdout: service/training.py's docstring)."""
+    (why not the holdout: service/model/training.py's docstring)."""
     card = trained_model.card
     values = load_housing()[[*FEATURES, TARGET]].to_numpy(np.float64)
     train_rows, _ = train_test_split(values, test_size=0.2, random_state=42, shuffle=True)
     x_train = train_rows[:, :-1]
-    for i, reference in enumerate(card.feature_drift):
+    for i, reference in enumerate(card.drift[:-1]):
         assert reference == build_reference(FEATURES[i], x_train[:, i])
     predicted = load_model(trained_model.artifact_path).predict(x_train)
-    assert card.prediction_drift == build_reference(PREDICTION_DRIFT_NAME, predicted)
+    assert card.drift[-1] == build_reference(PREDICTION_DRIFT_NAME, predicted)
 
 
 def test_thresholds_default_from_the_training_target_and_take_overrides(tmp_path):

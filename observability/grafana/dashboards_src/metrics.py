@@ -1,7 +1,7 @@
 """Every metric, recording rule and label name the dashboards query, in one place.
 
-Service metrics are the OTel instruments of service/instruments.py and service/telemetry.py as the
-collector's prometheus exporter names them (dots -> underscores, unit suffix, `_total` on
+Service metrics are the OTel instruments of service/telemetry/ as the collector's prometheus
+exporter names them (dots -> underscores, unit suffix, `_total` on
 counters); the `mlapi:` and `job:` names are recording rules of
 observability/prometheus/rules/recording.yml. The e2e test runs every query against the real stack,
 so a rename on either side fails there.
@@ -38,7 +38,7 @@ HTTP_ACTIVE = "http_server_active_requests"
 SERVER_ERROR = match(STATUS_CODE, "5..")
 CLIENT_ERROR = match(STATUS_CODE, "4..")
 
-# Model (service/instruments.py).
+# Model (service/telemetry/instruments.py).
 PREDICTION_BUCKET = "mlapi_prediction_value_bucket"
 PREDICTION_SUM = "mlapi_prediction_value_sum"
 PREDICTION_COUNT = "mlapi_prediction_value_count"
