@@ -11,7 +11,7 @@ COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/
 export MLAPI_COMPOSE ?= $(if $(shell docker compose version >/dev/null 2>&1 && echo y),docker compose,$(COMPOSE_BIN))
 
 .PHONY: help venv lock audit lint stack-bin test unit integration e2e k8s-test compose-check \
-	compose-up compose-down compose-e2e bench bench-quick dashboards chart-sync clean
+	compose-up compose-down compose-e2e bench bench-quick bench-micro dashboards chart-sync clean
 
 help:
 	@echo "make test          lint + unit + integration + e2e + k8s, then compose-e2e (builds what it needs)"
@@ -24,6 +24,7 @@ help:
 	@echo "                   helm, kube-apiserver, etcd and the Prometheus Operator CRDs"
 	@echo "make compose-check validate docker-compose.yml with a real compose binary (no engine needed)"
 	@echo "make bench | bench-quick   benchmarks side by side (needs wrk); results in bench/results/"
+	@echo "make bench-micro   the telemetry cost table: µs per piece of a request (bench/results/micro.md)"
 	@echo "make dashboards    regenerate the Grafana dashboard JSON from its builder (and the chart's copies)"
 	@echo "make chart-sync    copy the collector config, rules, dashboards, datasources into the chart"
 	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (after changing a dependency)"
@@ -99,6 +100,13 @@ bench bench-quick: venv
 	.ci/stack-bin >/dev/null
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The cost table (bench/README.md): each piece of the telemetry timed alone, whole requests
+# in-process to check the sum, span export to a real collector. About 3 minutes.
+bench-micro: venv
+	.ci/stack-bin >/dev/null
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.micro $(MICRO_ARGS)
 
 dashboards: venv
 	$(BIN)/python observability/grafana/build_dashboards.py

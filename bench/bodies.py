@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.peer_mlserver import infer_body
+from bench.peers import PEERS
 from service.model.dataset import FEATURES, load_housing
 
 BATCH_ROWS = 1000
@@ -23,7 +23,8 @@ BATCH_ROWS = 1000
 class Bodies:
     single: Path  # ours: {"records": [row]}
     seed: Path  # the seed client's double-encoded body: a JSON string holding [row]
-    peer: Path  # V2 inference protocol, one (1, 13) FP64 tensor
+    # Per peer variant, its own request format (e.g. MLServer: a V2 (1, 13) FP64 tensor).
+    peers: dict[str, Path]
     batch: Path  # ours: {"columns": [...], "data": [BATCH_ROWS rows]}
     batch_matrix: np.ndarray
     features_csv: Path  # replay's input: header + feature columns only (no ground truth)
@@ -42,13 +43,16 @@ def write_bodies(directory: Path) -> Bodies:
     paths = {
         "single": json.dumps({"records": [first]}),
         "seed": json.dumps(json.dumps([first])),
-        "peer": json.dumps(infer_body([matrix[0].tolist()])),
         "batch": json.dumps({"columns": list(FEATURES), "data": matrix.tolist()}),
     }
     written = {}
     for name, text in paths.items():
         written[name] = directory / f"{name}.json"
         written[name].write_text(text)
+    peers = {}
+    for peer in PEERS:
+        peers[peer.variant] = directory / f"peer-{peer.variant}.json"
+        peers[peer.variant].write_text(json.dumps(peer.infer_body([matrix[0].tolist()])))
     features_csv = directory / "features.csv"
     load_housing()[list(FEATURES)].to_csv(features_csv, index=False)
-    return Bodies(**written, batch_matrix=matrix, features_csv=features_csv)
+    return Bodies(**written, peers=peers, batch_matrix=matrix, features_csv=features_csv)

@@ -22,10 +22,11 @@ RESULTS_DIR = Path(__file__).with_name("results")
 @dataclass(frozen=True)
 class RatioSpec:
     """numerator ÷ denominator of `metric`; for a latency metric the inverse, so that every
-    ratio reads "higher is better"."""
+    ratio reads "higher is better". Several denominators: per round, the one that gives the
+    lowest ratio (the fastest peer of that round)."""
 
     numerator: str
-    denominator: str
+    denominator: str | tuple[str, ...]
     metric: str = "rps"
     goal: float | None = None
     meaning: str = ""
@@ -34,36 +35,53 @@ class RatioSpec:
     def lower_is_better(self) -> bool:
         return self.metric.endswith("_ms") or self.metric.startswith("cpu_")
 
+    @property
+    def denominators(self) -> tuple[str, ...]:
+        return (self.denominator,) if isinstance(self.denominator, str) else self.denominator
+
+    @property
+    def denominator_label(self) -> str:
+        if isinstance(self.denominator, str):
+            return self.denominator
+        return f"fastest of {', '.join(self.denominator)}"
+
 
 def _value(sample: Sample, metric: str) -> float:
     return sample.rows_per_s if metric == "rows_per_s" else float(getattr(sample, metric))
 
 
-def pair_ratios(samples: Iterable[Sample], spec: RatioSpec) -> list[float]:
+def round_pairs(samples: Iterable[Sample], spec: RatioSpec) -> list[tuple[float, str]]:
+    """Per round with both sides measured: (ratio, the denominator variant it was taken against)."""
     by_round: dict[int, dict[str, Sample]] = defaultdict(dict)
     for sample in samples:
         by_round[sample.round][sample.variant] = sample
-    ratios = []
+    pairs = []
     for round_no in sorted(by_round):
-        pair = by_round[round_no]
-        if spec.numerator in pair and spec.denominator in pair:
-            top = _value(pair[spec.numerator], spec.metric)
-            bottom = _value(pair[spec.denominator], spec.metric)
-            if spec.lower_is_better:
-                top, bottom = bottom, top
-            ratios.append(top / bottom)
-    return ratios
+        measured = by_round[round_no]
+        if spec.numerator not in measured:
+            continue
+        top = _value(measured[spec.numerator], spec.metric)
+        candidates = []
+        for name in spec.denominators:
+            if name in measured:
+                bottom = _value(measured[name], spec.metric)
+                ratio = bottom / top if spec.lower_is_better else top / bottom
+                candidates.append((ratio, name))
+        if candidates:
+            pairs.append(min(candidates))
+    return pairs
 
 
 def ratio_table(samples: list[Sample], specs: dict[str, RatioSpec]) -> dict[str, dict[str, Any]]:
     table = {}
     for key, spec in specs.items():
-        pairs = pair_ratios(samples, spec)
-        table[key] = {
+        details = round_pairs(samples, spec)
+        pairs = [ratio for ratio, _ in details]
+        row: dict[str, Any] = {
             "value": round(statistics.median(pairs), 3) if pairs else None,
             "pairs": [round(r, 3) for r in pairs],
             "numerator": spec.numerator,
-            "denominator": spec.denominator,
+            "denominator": spec.denominator_label,
             "metric": spec.metric,
             "goal": spec.goal,
             "meets_goal": None
@@ -71,6 +89,9 @@ def ratio_table(samples: list[Sample], specs: dict[str, RatioSpec]) -> dict[str,
             else statistics.median(pairs) >= spec.goal,
             "meaning": spec.meaning,
         }
+        if len(spec.denominators) > 1:
+            row["denominator_per_round"] = [name for _, name in details]
+        table[key] = row
     return table
 
 
@@ -146,9 +167,13 @@ def markdown(document: dict[str, Any]) -> str:
         verdict = ""
         if row["meets_goal"] is not None:
             verdict = " ✓" if row["meets_goal"] else " ✗"
+        against = row.get("denominator_per_round") or [None] * len(row["pairs"])
+        pairs = ", ".join(
+            f"{r:.2f}" + (f" ({name})" if name else "")
+            for r, name in zip(row["pairs"], against, strict=True)
+        )
         lines.append(
-            f"| `{key}` | {_fmt(row['value'], 2)}{verdict} | {_fmt(row['goal'], 2)} | "
-            f"{', '.join(f'{r:.2f}' for r in row['pairs'])} | "
+            f"| `{key}` | {_fmt(row['value'], 2)}{verdict} | {_fmt(row['goal'], 2)} | {pairs} | "
             f"{row['numerator']} ÷ {row['denominator']} ({row['metric']}) |"
         )
     lines += [
@@ -206,6 +231,8 @@ def markdown(document: dict[str, Any]) -> str:
         lines += [f"| {k} | {v} |" for k, v in profile["cost_centres_pct"].items()]
     if document.get("replay_hold"):
         lines += replay_hold_lines(document["replay_hold"])
+    for name, reason in (meta.get("peers_unavailable") or {}).items():
+        lines += ["", f"Peer {name} could not be measured:", "", f"    {reason.splitlines()[0]}"]
     lines += ["", "Commands:", ""]
     lines += [f"    {command}" for command in meta["commands"]]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Every benchmark in one run, side by side on one machine: `python -m bench.run [--quick]`.
 
 Servers start once (collector + Jaeger with the shipped configs, our service per telemetry mode,
-the seed-equivalent, MLServer), then every variant is measured once per round, rounds alternating
-forward and backward order (A B C … C B A …), so each ratio is a median of back-to-back pairs.
+the seed-equivalent, the peers MLServer, BentoML and KServe), then every variant is measured once
+per round, rounds alternating forward and backward order (A B C … C B A …), so each ratio is a
+median of back-to-back pairs.
 Writes bench/results/latest.json, latest.md and latest.png. Loopback only.
 """
 
@@ -23,10 +24,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import chart, peer_mlserver, profile, replay_hold, scrape
+from bench import chart, profile, replay_hold, scrape
 from bench.bodies import BATCH_ROWS, Bodies, write_bodies
 from bench.measure import REPLAY_CONCURRENCY, Sample, floor_sample, replay_sample, wrk_sample
 from bench.models import BenchModels, build_models
+from bench.peers import PEERS
 from bench.report import RESULTS_DIR, RatioSpec, ratio_table, variant_figures, write_results
 from bench.variants import (
     STACK_BINARIES,
@@ -38,7 +40,7 @@ from bench.variants import (
 )
 from bench.wrk import WrkLoad, require_wrk, run_wrk
 from service.model.store import load_model
-from tests.e2e.stack import Stack, locate_binaries
+from tests.e2e.stack import Stack, StackError, locate_binaries
 
 VERSIONED_PACKAGES = (
     "monitoring-ml-api", "flask", "gunicorn", "scikit-learn", "numpy", "pandas", "skops",
@@ -47,7 +49,8 @@ VERSIONED_PACKAGES = (
 )  # fmt: skip
 
 OFF, OTLP, DOWN = "ours-off", "ours-otlp", "ours-otlp-collector-down"
-PEER, SEED, FOREST = "mlserver", "seed", "ours-forest100-otlp"
+SEED, FOREST = "seed", "ours-forest100-otlp"
+PEER_VARIANTS = tuple(peer.variant for peer in PEERS)
 BATCH, FLOOR = f"ours-otlp-batch{BATCH_ROWS}", f"predict-floor-{BATCH_ROWS}"
 
 
@@ -100,9 +103,17 @@ def ratio_specs(plan: Plan) -> dict[str, RatioSpec]:
         "collector_down_vs_up_p99": RatioSpec(
             DOWN, OTLP, "p99_ms", goal=1 / 1.1, meaning="p99 up ÷ p99 down (goal: within 1.1x)"
         ),
-        "vs_peer": RatioSpec(OTLP, PEER, goal=1.5, meaning="req/s vs MLServer, same model"),
-        # MLServer traces nothing by default: the same comparison without our telemetry.
-        "vs_peer_telemetry_off": RatioSpec(OFF, PEER, meaning="req/s vs MLServer, SDK disabled"),
+        "vs_peer": RatioSpec(
+            OTLP, PEER_VARIANTS, goal=1.5, meaning="req/s vs the fastest peer, same model"
+        ),
+        # No peer traces by default: the same comparison without our telemetry.
+        "vs_peer_telemetry_off": RatioSpec(
+            OFF, PEER_VARIANTS, meaning="req/s vs the fastest peer, SDK disabled"
+        ),
+        **{
+            f"vs_{peer.variant}": RatioSpec(OTLP, peer.variant, meaning=f"req/s vs {peer.label}")
+            for peer in PEERS
+        },
         "vs_seed": RatioSpec(OTLP, SEED, goal=10, meaning="req/s vs the seed-equivalent"),
         "batch1000_vs_raw_predict": RatioSpec(
             BATCH, FLOOR, "rows_per_s", goal=0.8, meaning="rows/s through /predict vs predict()"
@@ -117,6 +128,22 @@ def ratio_specs(plan: Plan) -> dict[str, RatioSpec]:
             f"{OTLP}@{rate:g}/s", f"{OFF}@{rate:g}/s", "p99_ms", meaning="replay, fixed rate"
         ),
     }
+
+
+def start_peers(
+    servers: Servers, estimator: object, workers: int, bodies: Bodies
+) -> tuple[dict[str, Endpoint], dict[str, str]]:
+    """Every peer that installs and starts; the others with the reason, and the run goes on."""
+    started, unavailable = {}, {}
+    for peer in PEERS:
+        try:
+            started[peer.variant] = servers.peer(
+                peer, estimator, workers, bodies.peers[peer.variant]
+            )
+        except (OSError, subprocess.SubprocessError, StackError) as error:
+            unavailable[peer.variant] = str(error)[-3000:]
+            print(f"bench: peer {peer.variant} unavailable: {error}", file=sys.stderr)
+    return started, unavailable
 
 
 def start_servers(
@@ -139,9 +166,6 @@ def start_servers(
         OTLP: ours(OTLP, default, plan.layout, Telemetry.OTLP, bodies.single),
         FOREST: ours(FOREST, models.forest_artifact, plan.layout, Telemetry.OTLP, bodies.single),
         SEED: servers.seed(SEED, sys.executable, bodies.seed),
-        PEER: servers.peer(
-            PEER, load_model(default).estimator, plan.layout.workers, bodies.peer
-        ),
         # Embedded /metrics allows one worker only; used for the scrape cost.
         "ours-embedded": ours(
             "ours-embedded", default, Layout(1, plan.layout.threads), Telemetry.EMBEDDED,
@@ -215,7 +239,7 @@ def round_steps(
         wrk(OFF),
         otlp(OTLP),
         collector_down,
-        wrk(PEER),
+        *(wrk(name) for name in PEER_VARIANTS if name in endpoints),
         wrk(SEED),
         otlp(FOREST),
         otlp(BATCH, rows_per_request=BATCH_ROWS),
@@ -296,9 +320,8 @@ def versions(binaries: dict[str, Path]) -> dict[str, str]:
             [str(binaries[name]), "--version"], capture_output=True, text=True, check=False
         )
         found[name] = (out.stdout or out.stderr).strip().splitlines()[0]
-    found |= {
-        f"peer {k}": v for k, v in peer_mlserver.peer_versions(peer_mlserver.peer_env()).items()
-    }
+    for peer in PEERS:
+        found |= {f"peer {peer.variant} {k}": v for k, v in peer.versions().items()}
     return found
 
 
@@ -382,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             servers.start_collector()
             endpoints = start_servers(servers, models, bodies, plan)
+            peers, peers_unavailable = (
+                start_peers(
+                    servers, load_model(models.default.artifact_path).estimator,
+                    plan.layout.workers, bodies,
+                )
+                if plan.rounds
+                else ({}, {})
+            )  # fmt: skip
+            endpoints |= peers
             for name in (OTLP, FOREST) if plan.rounds else ():
                 scrape.send_rejections(endpoints[name].url)  # series reach the collector early
             samples = (
@@ -447,9 +479,11 @@ def main(argv: list[str] | None = None) -> int:
                     "sweep_layouts": [str(layout) for layout in plan.sweep_layouts],
                     "sweep_rounds": plan.sweep_rounds,
                     "replay_rate": plan.replay_rate,
-                    "peer_parallel_workers": plan.layout.workers,
+                    "peer_workers": plan.layout.workers,
                     "trials": {name: dict(env) for name, env in plan.trials},
                 },
+                "peers": {peer.variant: peer.label for peer in PEERS},
+                "peers_unavailable": peers_unavailable,
                 "commands": [
                     shlex.join([Path(sys.executable).name, "-m", "bench.run", *(sys.argv[1:])]),
                     f"wrk -t1 -c{plan.connections} -d{plan.seconds:g}s -s bench/wrk_post.lua URL",

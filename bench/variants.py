@@ -1,6 +1,7 @@
 """The servers under comparison, all on 127.0.0.1, managed by the e2e harness's Stack
 (tests/e2e/stack.py): the real collector (+ Jaeger behind it) with the shipped configs, our
-service under gunicorn in each telemetry mode and layout, the seed-equivalent and MLServer.
+service under gunicorn in each telemetry mode and layout, the seed-equivalent and the peers
+(MLServer, BentoML, KServe).
 
 Servers are started once and left idle between measurements, so that interleaved runs
 (A B A B ...) need no restarts; an idle server costs next to nothing.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from bench import peer_mlserver
+from bench.peer import Peer, write_estimator
 from tests.e2e.stack import ManagedProcess, Stack, free_ports
 from tests.integration.server import mlapi_command
 
@@ -161,19 +162,21 @@ class Servers:
         )
         return Endpoint(name, f"{base}/predict", body, process)
 
-    def peer(self, name: str, estimator: object, workers: int, body: Path) -> Endpoint:
-        env_dir = peer_mlserver.peer_env()
-        ports = tuple(free_ports(3))
-        repo_dir = self.stack.workdir / name
-        peer_mlserver.write_repository(estimator, repo_dir, ports, workers)  # type: ignore[arg-type]
-        base = f"http://{HOST}:{ports[0]}"
+    def peer(self, peer: Peer, estimator: object, workers: int, body: Path) -> Endpoint:
+        """A peer server in its own venv, serving `estimator` with `workers` processes."""
+        env_dir = peer.ensure_env()
+        repo_dir = self.stack.workdir / peer.variant
+        write_estimator(estimator, repo_dir)
+        launch = peer.launch(env_dir, repo_dir, workers)
+        base = f"http://{HOST}:{launch.port}"
         process = self.stack.add_process(
-            name,
-            peer_mlserver.peer_argv(env_dir, repo_dir),
-            f"{base}{peer_mlserver.ready_path()}",
+            peer.variant,
+            launch.argv,
+            f"{base}{launch.ready_path}",
+            launch.env,
             timeout=SERVER_READY_TIMEOUT_S,
         )
-        return Endpoint(name, f"{base}{peer_mlserver.infer_path()}", body, process)
+        return Endpoint(peer.variant, f"{base}{launch.infer_path}", body, process)
 
     def stop(self) -> None:
         self.stack.stop()
