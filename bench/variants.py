@@ -24,7 +24,7 @@ HOST = "127.0.0.1"
 STACK_BINARIES = ("otelcol", "jaeger", "prometheus", "alertmanager")
 SERVER_READY_TIMEOUT_S = 180.0
 # After the collector comes back: the service's trace exporter pauses 5 s after a failure
-# (service.telemetry.exporters.TRACE_EXPORT_PAUSE_S) and gRPC reconnects with back-off; measure "up"
+# (service.telemetry.outage_buffer.RETRY_PAUSE_S) and gRPC reconnects with back-off; measure "up"
 # only once exports flow again.
 COLLECTOR_SETTLE_S = 8.0
 STOPPED_SETTLE_S = 1.0

@@ -62,6 +62,11 @@ class Settings:
     # 408 request_timeout: a stalled or trickling upload cannot hold a worker thread. gunicorn's
     # worker timeout is derived from it (service/server/gunicorn.conf.py).
     request_timeout_s: int = 30
+    # Spans kept per process while the collector is down (service/telemetry/outage_buffer.py):
+    # about 2.8 KiB each, so the defaults hold at most ~22 MiB (a bound by estimated memory too).
+    # At 50 req/s over 2 workers (3 spans a request) that is 110 s of outage before a span drops.
+    trace_buffer_spans: int = 8192
+    trace_buffer_bytes: int = 32 * 1024 * 1024
     # Where the built-in default model is trained and cached on first start.
     cache_dir: Path = dataclasses.field(default_factory=lambda: Path.home() / ".cache" / "mlapi")
     # MLAPI_SPAN_FEATURES=true: single-row feature values become span attributes (off: they may
@@ -192,6 +197,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "feedback_max_age_s": _parse_int,
     "request_timeout_s": _parse_int,
     "cache_dir": _parse_path,
+    "trace_buffer_spans": _parse_int,
+    "trace_buffer_bytes": _parse_int,
     "span_features": _parse_true,
 }
 
@@ -207,4 +214,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "max_key_length": _at_least(16),
     "feedback_max_age_s": _at_least(1),
     "request_timeout_s": _at_least(1),
+    "trace_buffer_spans": _at_least(0),
+    "trace_buffer_bytes": _at_least(0),
 }

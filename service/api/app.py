@@ -11,6 +11,7 @@ from flask import Flask
 from service.api import auth
 from service.api.errors import register_error_handlers
 from service.api.feedback_body import REJECTION_REASONS
+from service.api.json_responses import OrjsonProvider
 from service.api.openapi import build_openapi
 from service.api.predict_body import PayloadLimits, PayloadParser
 from service.api.prediction_ids import prediction_ids_for
@@ -22,6 +23,7 @@ from service.model.default_model import ensure_default_model
 from service.model.store import LoadedModel, load_model
 from service.settings import Settings
 from service.telemetry.instruments import ModelInstruments
+from service.telemetry.outage_buffer import BufferLimits
 from service.telemetry.setup import Telemetry, init_telemetry
 
 logger = logging.getLogger(__name__)
@@ -41,11 +43,12 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     model = model or load_configured_model(settings)
-    telemetry = telemetry or init_telemetry()
+    telemetry = telemetry or init_telemetry(
+        trace_buffer=BufferLimits(settings.trace_buffer_spans, settings.trace_buffer_bytes)
+    )
     instruments = ModelInstruments(telemetry.meter, model.card, REJECTION_REASONS)
     app = Flask(__name__)
-    # Key order is part of no contract; sorting every response only costs time.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     register_error_handlers(app)
     register_routes(app)
     state = AppState(

@@ -26,17 +26,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 
+from service.settings import Settings
 from service.telemetry import http_server
-from service.telemetry.exporters import (
-    TRACE_EXPORT_PAUSE_S,
-    PauseWhenDownExporter,
-    metric_exporter,
-    otlp_timeout_s,
-    span_exporter,
-)
+from service.telemetry.exporters import metric_exporter, otlp_timeout_s, span_exporter
 from service.telemetry.http_server import WsgiApp
 from service.telemetry.log_limits import rate_limit_sdk_logs
 from service.telemetry.otel_patches import shutdown_span_processor, use_stable_http_semconv
+from service.telemetry.outage_buffer import BufferLimits, OutageBuffer
 from service.telemetry.plan import ExportPlan, export_plan
 from service.version import package_version
 
@@ -143,30 +139,58 @@ def init_telemetry(
     service_version: str | None = None,
     environment: str = DEFAULT_ENVIRONMENT,
     extra_metric_readers: Sequence[MetricReader] = (),
+    trace_buffer: BufferLimits | None = None,
 ) -> Telemetry:
-    """Build this process's providers and instruments from the OTEL_* environment.
+    """Build this process's providers from the OTEL_* environment.
 
-    `extra_metric_readers` join the chosen export path (tests read metrics in memory this way).
+    `extra_metric_readers` join the chosen export path (tests read metrics in memory this way);
+    `trace_buffer` bounds the spans kept through a collector outage (default: the settings').
     """
     plan = export_plan()
     if plan.disabled:
         return _disabled(plan)
     use_stable_http_semconv()
     resource = build_resource(service_version or package_version(), environment)
+    meter_provider, metrics_app = _meter_provider(plan, resource, extra_metric_readers)
+    meter = meter_provider.get_meter(SCOPE_NAME)
 
     tracer_provider = TracerProvider(
         resource=resource, sampler=_sampler(plan), shutdown_on_exit=False
     )
     span_processor = None
     if plan.traces == "otlp":
+        dropped = meter.create_counter(
+            "mlapi.telemetry.spans_dropped",
+            unit="{span}",
+            description="Spans dropped because the outage buffer was full (collector down).",
+        )
+        dropped.add(0)
+        limits = trace_buffer or BufferLimits(
+            Settings().trace_buffer_spans, Settings().trace_buffer_bytes
+        )
         # Queue and batch sizes from OTEL_BSP_* (bounded by default: 2048); on_end only enqueues,
         # so a request never waits on export.
         span_processor = BatchSpanProcessor(
-            PauseWhenDownExporter(span_exporter(plan.traces_protocol), TRACE_EXPORT_PAUSE_S)
+            OutageBuffer(span_exporter(plan.traces_protocol), limits, on_drop=dropped.add)
         )
         tracer_provider.add_span_processor(span_processor)
+    rate_limit_sdk_logs()
+    return Telemetry(
+        plan=plan,
+        tracer=tracer_provider.get_tracer(SCOPE_NAME),
+        meter=meter,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        metrics_app=metrics_app,
+        _span_processor=span_processor,
+    )
 
-    readers: list[MetricReader] = list(extra_metric_readers)
+
+def _meter_provider(
+    plan: ExportPlan, resource: Resource, extra_readers: Sequence[MetricReader]
+) -> tuple[MeterProvider, WsgiApp | None]:
+    """The meter provider of the plan's metric path, and the /metrics app when it is embedded."""
+    readers: list[MetricReader] = list(extra_readers)
     metrics_app = None
     if plan.metrics == "otlp":
         timeout_s = otlp_timeout_s("METRICS")
@@ -184,7 +208,6 @@ def init_telemetry(
         registry = CollectorRegistry(auto_describe=False)
         readers.append(PrometheusMetricReader(registry=registry))
         metrics_app = make_wsgi_app(registry=registry)
-
     meter_provider = MeterProvider(
         resource=resource,
         metric_readers=readers,
@@ -197,13 +220,4 @@ def init_telemetry(
         ],
         shutdown_on_exit=False,
     )
-    rate_limit_sdk_logs()
-    return Telemetry(
-        plan=plan,
-        tracer=tracer_provider.get_tracer(SCOPE_NAME),
-        meter=meter_provider.get_meter(SCOPE_NAME),
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        metrics_app=metrics_app,
-        _span_processor=span_processor,
-    )
+    return meter_provider, metrics_app

@@ -48,9 +48,16 @@ def client_env(stack: Stack, name: str) -> dict[str, str]:
     }
 
 
-def deploy(stack: Stack, model_path: Path, job: str, log_path: Path) -> ServerProcess:
+def deploy(
+    stack: Stack,
+    model_path: Path,
+    job: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+) -> ServerProcess:
     """`mlapi serve` with WORKERS workers exporting to `stack` as `job` (not started yet)."""
-    return ServerProcess(log_path, workers=WORKERS, env=service_env(stack, model_path, job))
+    env = {**service_env(stack, model_path, job), **(extra_env or {})}
+    return ServerProcess(log_path, workers=WORKERS, env=env)
 
 
 def replay_command(csv: Path, target: str, *args: str) -> list[str]:

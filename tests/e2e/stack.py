@@ -348,10 +348,10 @@ class StackQueries:
         data = json.loads(body).get("data") or []
         return data[0] if data else None
 
-    def jaeger_trace_ids(
+    def jaeger_traces(
         self, service: str, start_s: float, end_s: float, limit: int = JAEGER_SEARCH_LIMIT
-    ) -> set[str]:
-        """Ids (32 hex) of `service`'s traces stored in Jaeger with spans between two Unix times."""
+    ) -> list[dict[str, Any]]:
+        """`service`'s traces stored in Jaeger with spans between two Unix times."""
         query = urllib.parse.urlencode(
             {
                 "service": service,
@@ -361,8 +361,16 @@ class StackQueries:
             }
         )
         body = http_get_json(f"{self.jaeger_query_url}/api/traces?{query}", timeout=30.0)
+        return body.get("data") or []
+
+    def jaeger_trace_ids(self, service: str, start_s: float, end_s: float) -> set[str]:
+        """Ids (32 hex) of `service`'s traces stored in Jaeger with spans between two Unix times."""
         # Jaeger's v1 API drops leading zeros of a trace id.
-        return {trace["traceID"].zfill(32) for trace in body.get("data") or []}
+        return {t["traceID"].zfill(32) for t in self.jaeger_traces(service, start_s, end_s)}
+
+    def jaeger_span_count(self, service: str, start_s: float, end_s: float) -> int:
+        """Spans of `service`'s traces stored in Jaeger between two Unix times."""
+        return sum(len(t["spans"]) for t in self.jaeger_traces(service, start_s, end_s))
 
     @staticmethod
     def wait_for(

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otel_helpers import Card, metrics_by_name
 
-from service.telemetry.exporters import PauseWhenDownExporter
 from service.telemetry.http_server import ACCESS_LOG_FIELDS_KEY
 from service.telemetry.instruments import ModelInstruments
 from service.telemetry.log_limits import RateLimitFilter
@@ -312,32 +311,6 @@ def test_without_a_trace_exporter_spans_keep_ids_but_are_not_recorded() -> None:
             assert not span.is_recording()
     finally:
         telemetry.shutdown(1.0)
-
-
-class FailingExporter(InMemorySpanExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self.result = SpanExportResult.FAILURE
-
-    def export(self, spans):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        return self.result
-
-
-def test_a_failed_trace_export_pauses_exports_instead_of_encoding_doomed_batches() -> None:
-    now = [100.0]
-    inner = FailingExporter()
-    exporter = PauseWhenDownExporter(inner, pause_s=5.0, clock=lambda: now[0])
-    assert exporter.export([]) is SpanExportResult.FAILURE
-    for _ in range(10):
-        assert exporter.export([]) is SpanExportResult.FAILURE
-    assert inner.calls == 1
-    now[0] = 105.5
-    inner.result = SpanExportResult.SUCCESS
-    assert exporter.export([]) is SpanExportResult.SUCCESS
-    assert exporter.export([]) is SpanExportResult.SUCCESS
-    assert inner.calls == 3
 
 
 @pytest.mark.parametrize(
