@@ -29,6 +29,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from service.model.drift_reference import MAX_BINS, DriftReference
 from service.model.thresholds import Thresholds, threshold_gauge_values
+from service.telemetry.otel_patches import record_many
 
 UNKNOWN_FEATURE = "_unknown"
 NO_FEATURE = "_none"
@@ -54,6 +55,7 @@ FEEDBACK_DELAY_BUCKETS_S = (
 MAX_FEEDBACK_VERSIONS = 16
 OTHER_VERSION = "_other"
 CROSSING_DIRECTIONS = ("above", "below")
+OUTCOMES = ("ok", "error")
 # The housing target (MEDV) is in thousands of dollars; the annotation keeps the Prometheus name
 # free of a unit suffix while OTLP consumers see what the number means.
 PREDICTION_UNIT = "{k$}"
@@ -150,6 +152,7 @@ class _CumulativeCounts:
     (gthread workers share it), read by the observable counters' callbacks."""
 
     def __init__(self, size: int) -> None:
+        self.size = size
         self._counts = np.zeros(size, dtype=np.int64)
         self._lock = threading.Lock()
 
@@ -164,7 +167,8 @@ class _CumulativeCounts:
 
 class _BatchSignals:
     """Per-batch counts against the card: drift bins of every feature and of the prediction,
-    values outside the training [min, max], predictions beyond the high/low thresholds."""
+    values outside the training [min, max], predictions beyond the high/low thresholds, and the
+    rows by outcome."""
 
     def __init__(self, card: ModelCardLike, model: dict[str, str]) -> None:
         references = list(card.drift)
@@ -198,7 +202,12 @@ class _BatchSignals:
             (crossings + d, {**model, "direction": direction})
             for d, direction in enumerate(CROSSING_DIRECTIONS)
         ]
-        self.counts = _CumulativeCounts(crossings + len(CROSSING_DIRECTIONS))
+        rows = crossings + len(CROSSING_DIRECTIONS)
+        self.rows_series = [
+            (rows + o, {**model, "outcome": outcome}) for o, outcome in enumerate(OUTCOMES)
+        ]
+        self._error_rows_slot = rows + OUTCOMES.index("error")
+        self.counts = _CumulativeCounts(rows + len(OUTCOMES))
 
     def record(self, features: np.ndarray, predictions: np.ndarray) -> None:
         values = np.column_stack((features, predictions))
@@ -210,7 +219,13 @@ class _BatchSignals:
             np.count_nonzero(predictions > self._high),
             np.count_nonzero(predictions < self._low),
         )
-        self.counts.add(np.concatenate((drift, below, above, crossings)))
+        rows = (predictions.shape[0], 0)  # ok, error
+        self.counts.add(np.concatenate((drift, below, above, crossings, rows)))
+
+    def record_model_error(self, rows: int) -> None:
+        counts = np.zeros(self.counts.size, dtype=np.int64)
+        counts[self._error_rows_slot] = rows
+        self.counts.add(counts)
 
     def observer(
         self, series: list[tuple[int, dict[str, str]]]
@@ -241,11 +256,6 @@ class ModelInstruments:
                 card.target.min, card.target.max
             ),
         )
-        self._rows = meter.create_counter(
-            "mlapi.prediction.rows",
-            unit="{row}",
-            description="Rows sent to the model, by outcome (ok, error).",
-        )
         self._inference = meter.create_histogram(
             "mlapi.model.inference.duration",
             unit="s",
@@ -265,11 +275,6 @@ class ModelInstruments:
         )
         model = {"model.name": card.name, "model.version": card.version}
         self._model_attrs = model
-        self._outcome_attrs = {
-            outcome: {**model, "outcome": outcome} for outcome in ("ok", "error")
-        }
-        for attributes in self._outcome_attrs.values():
-            self._rows.add(0, attributes)
         self._features = frozenset(f.name for f in card.features)
         self._reasons = _BoundedLabel(MAX_REASONS, OTHER_REASON)
         self._rejection_attrs: dict[tuple[str, str], dict[str, str]] = {}
@@ -296,6 +301,12 @@ class ModelInstruments:
         self, meter: Meter, card: ModelCardLike, model: dict[str, str]
     ) -> None:
         signals = self._signals = _BatchSignals(card, model)
+        meter.create_observable_counter(
+            "mlapi.prediction.rows",
+            callbacks=[signals.observer(signals.rows_series)],
+            unit="{row}",
+            description="Rows sent to the model, by outcome (ok, error).",
+        )
         meter.create_observable_counter(
             "mlapi.drift.observations",
             callbacks=[signals.observer(signals.drift_series)],
@@ -386,19 +397,15 @@ class ModelInstruments:
     ) -> None:
         """A successful model call: `features` (rows x card features) gave `values`, one
         prediction per row."""
-        rows = int(values.shape[0])
         model = self._model_attrs
         self._inference.record(inference_s, model)
-        self._batch.record(rows, model)
-        self._rows.add(rows, self._outcome_attrs["ok"])
-        record = self._prediction.record
-        # tolist(): Python floats are several times cheaper for the SDK than numpy scalars.
-        for value in values.ravel().tolist():
-            record(value, model)
+        self._batch.record(int(values.shape[0]), model)
+        # One value a row; each bucket touched gets this request's exemplar (otel_patches).
+        record_many(self._prediction, values, model)
         self._signals.record(features, values)
 
     def record_model_error(self, rows: int) -> None:
-        self._rows.add(rows, self._outcome_attrs["error"])
+        self._signals.record_model_error(rows)
 
     def record_rejection(self, problems: Iterable[tuple[str, str | None]]) -> None:
         """A request refused by validation: `problems` are (reason, feature or None) pairs."""
@@ -442,10 +449,8 @@ class ModelInstruments:
             self._feedback_rows.add(int(group_absolute.size), attributes)
             self._feedback_absolute.add(float(group_absolute.sum()), attributes)
             self._feedback_squared.add(float(np.square(errors[rows]).sum()), attributes)
-            record_error, record_delay = self._feedback_error.record, self._feedback_delay.record
-            for error, delay in zip(group_absolute.tolist(), delays[rows].tolist(), strict=True):
-                record_error(error, attributes)
-                record_delay(delay, attributes)
+            record_many(self._feedback_error, group_absolute, attributes)
+            record_many(self._feedback_delay, delays[rows], attributes)
 
     def record_feedback_rejection(self, reasons: Iterable[str]) -> None:
         """A refused POST /feedback: one count per problem found."""
