@@ -2,13 +2,17 @@
 
 `POST /feedback {"id": token, "actual": y}` must work on any worker, replica or restart without
 shared state, so the id itself carries what the feedback metrics need (prediction value, model
-version, issue time) and an HMAC-SHA256 tag over it, keyed by MLAPI_FEEDBACK_KEY.
+version, issue time) and a MAC over it, keyed by MLAPI_FEEDBACK_KEY.
 
 Wire format, then URL-safe base64 without padding (51 chars + 4/3 per byte of model version):
 
     format(1) | issued_at u32 (unix s) | prediction f64 | nonce(8) | len(1) | version | tag(16)
 
-The tag is HMAC-SHA256 truncated to 128 bits (well above the 64-bit floor of NIST SP 800-107).
+Format 2 (issued now): the tag is keyed BLAKE2b with a 128-bit digest (RFC 7693's MAC mode; one
+C call, about six times cheaper than HMAC-SHA256, which a 1,000-row response pays 1,000 times).
+Format 1 (issued before): HMAC-SHA256 truncated to 128 bits; still verified, so ids issued before
+an upgrade keep working until they expire. Both tags are far above the 64-bit floor of NIST
+SP 800-107.
 The nonce makes ids of equal predictions issued in the same second distinct. Tokens are not
 secret (the prediction is in the response anyway) and not single-use: replaying one adds the same
 feedback again, which max_age bounds; deduplication would need shared state.
@@ -24,13 +28,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import logging
 import math
 import os
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,7 +44,10 @@ from service.model.card import MAX_VERSION_BYTES
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = 1
+_HMAC_SHA256 = 1
+_BLAKE2B = 2
+# BLAKE2b takes keys of up to 64 bytes: a MAC key is derived from MLAPI_FEEDBACK_KEY.
+_BLAKE2B_KEY_PERSON = b"mlapi-ids"
 _HEADER = struct.Struct(">BIdQB")  # format, issued_at, prediction, nonce, version length
 _TAG_BYTES = 16
 _NONCE_BYTES = 8
@@ -77,6 +85,10 @@ class PredictionIds:
         if not keys or any(len(k) < MIN_FEEDBACK_KEY_BYTES for k in keys):
             raise ValueError(f"need at least one key of >= {MIN_FEEDBACK_KEY_BYTES} bytes")
         self._keys = tuple(keys)
+        self._blake2b_keys = tuple(
+            hashlib.blake2b(key, digest_size=64, person=_BLAKE2B_KEY_PERSON).digest()
+            for key in keys
+        )
 
     def issue(self, predictions: Sequence[float], model_version: str, issued_at: int) -> list[str]:
         """One id per prediction, in row order, carrying it, the model version and `issued_at`."""
@@ -88,12 +100,13 @@ class PredictionIds:
         if not all(map(math.isfinite, predictions)):
             raise ValueError("predictions must be finite")
         nonces = struct.unpack(f">{len(predictions)}Q", os.urandom(_NONCE_BYTES * len(predictions)))
-        key = self._keys[0]
+        key = self._blake2b_keys[0]
+        pack, blake2b, encode = _HEADER.pack, hashlib.blake2b, base64.urlsafe_b64encode
         tokens = []
         for prediction, nonce in zip(predictions, nonces, strict=True):
-            body = _HEADER.pack(_FORMAT, issued_at, prediction, nonce, len(version)) + version
-            raw = body + hmac.digest(key, body, "sha256")[:_TAG_BYTES]
-            tokens.append(base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii"))
+            body = pack(_BLAKE2B, issued_at, prediction, nonce, len(version)) + version
+            raw = body + blake2b(body, key=key, digest_size=_TAG_BYTES).digest()
+            tokens.append(encode(raw).rstrip(b"=").decode("ascii"))
         return tokens
 
     def verify(
@@ -110,13 +123,13 @@ class PredictionIds:
         """
         raw = _decode(token)
         body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-        if not any(
-            hmac.compare_digest(hmac.digest(key, body, "sha256")[:_TAG_BYTES], tag)
-            for key in self._keys
-        ):
+        signed_as = {
+            fmt for fmt, expected in self._tags(body) if hmac.compare_digest(expected, tag)
+        }
+        if not signed_as:
             raise InvalidPredictionId("bad_signature")
         fmt, issued_at, prediction, nonce, version_len = _HEADER.unpack_from(body)
-        if fmt != _FORMAT or len(body) != _HEADER.size + version_len:
+        if fmt not in signed_as or len(body) != _HEADER.size + version_len:
             raise InvalidPredictionId("malformed")
         try:
             model_version = body[_HEADER.size :].decode()
@@ -127,6 +140,13 @@ class PredictionIds:
         if now - issued_at > max_age_s:
             raise InvalidPredictionId("expired")
         return PredictionClaim(prediction, model_version, issued_at, nonce)
+
+    def _tags(self, body: bytes) -> Iterator[tuple[int, bytes]]:
+        """(format, tag) of `body` under every accepted key and both formats: which one the
+        id claims is read only once a tag matched."""
+        for blake2b_key, key in zip(self._blake2b_keys, self._keys, strict=True):
+            yield _BLAKE2B, hashlib.blake2b(body, key=blake2b_key, digest_size=_TAG_BYTES).digest()
+            yield _HMAC_SHA256, hmac.digest(key, body, "sha256")[:_TAG_BYTES]
 
 
 def _decode(token: object) -> bytes:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -207,3 +209,23 @@ def test_master_keeps_a_configured_key() -> None:
     environ = {"MLAPI_FEEDBACK_KEY": "c" * 40}
     assert share_generated_key(environ) is False
     assert environ == {"MLAPI_FEEDBACK_KEY": "c" * 40}
+
+
+def format_1_id(key: bytes, prediction: float, version: str, issued_at: int) -> str:
+    """An id as this service issued them before format 2: HMAC-SHA256, format byte 1."""
+    body = struct.pack(">BIdQB", 1, issued_at, prediction, 7, len(version)) + version.encode()
+    return encode(body + hmac.digest(key, body, "sha256")[:16])
+
+
+def test_ids_issued_before_the_blake2b_format_still_verify(signer: PredictionIds) -> None:
+    old = format_1_id(KEY, 20.0, "v1", NOW)
+    assert signer.verify(old, NOW, DAY).prediction == 20.0
+    assert raw(sign(signer, 20.0, "v1", NOW))[0] == 2  # new ids: format 2
+    assert reason(signer, format_1_id(OTHER_KEY, 20.0, "v1", NOW)) == "bad_signature"
+
+
+def test_a_tag_of_one_format_does_not_pass_for_the_other(signer: PredictionIds) -> None:
+    """The format byte is signed: turning a valid format-1 id into 'format 2' breaks its tag."""
+    relabelled = raw(format_1_id(KEY, 20.0, "v1", NOW))
+    relabelled[0] = 2
+    assert reason(signer, encode(bytes(relabelled))) == "bad_signature"
