@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
+import orjson
 
 from service.api.errors import ApiError, Detail
 from service.json_types import json_type
@@ -25,8 +26,10 @@ KEY_PREVIEW_CHARS = 32
 # before this bound); squaring a larger feedback error would overflow the accuracy sums to inf.
 MAX_ABS_VALUE = float(np.finfo(np.float32).max)
 
-# Integers become floats while parsing: one type to check, and 400-digit integers become inf
-# (caught as out of range) instead of tripping Python's int-digit limit.
+# What a decoded JSON number is (orjson keeps integers; `type() in` keeps bool out).
+NUMBER_TYPES = frozenset({float, int})
+# The fallback decoder turns integers into floats, so 400-digit integers become inf (caught as
+# out of range) instead of tripping Python's int-digit limit.
 _DECODER = json.JSONDecoder(parse_int=float)
 _STRING = re.compile(rb'"[^"]*"')
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
@@ -34,18 +37,38 @@ _OPENERS = (ord("["), ord("{"))
 
 
 def load_json(body: bytes, max_json_depth: int) -> Any:
-    """The JSON document in a UTF-8 body (integers as floats), within the nesting limit; else
-    ApiError (invalid_encoding, nesting_too_deep, malformed_json). Shared by every JSON route."""
+    """The JSON document in a UTF-8 body (numbers as int or float), within the nesting limit;
+    else ApiError (invalid_encoding, nesting_too_deep, malformed_json). Shared by every JSON
+    route."""
+    _check_depth(body, max_json_depth)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # the stdlib decoder says what is wrong, or reads what orjson refuses (1e400)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError("invalid_encoding", f"body is not valid UTF-8 (byte {exc.start})") from None
-    return load_json_text(text, body, max_json_depth)
+    return _load_diagnosed(text)
 
 
 def load_json_text(text: str, raw: bytes, limit: int) -> Any:
+    """The JSON document in `text` (`raw`: its UTF-8 bytes), as load_json reads a body."""
+    _check_depth(raw, limit)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _load_diagnosed(text)
+
+
+def _check_depth(raw: bytes, limit: int) -> None:
     if raw.count(b"[") + raw.count(b"{") > limit and _nesting_depth(raw) > limit:
         raise ApiError("nesting_too_deep", f"JSON nesting is deeper than {limit} levels")
+
+
+def _load_diagnosed(text: str) -> Any:
+    """The stdlib decoder: exact error positions, integers as floats, and what orjson refuses
+    but the value rule reports better (1e400 becomes inf: invalid_value, not malformed)."""
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
@@ -65,7 +88,7 @@ def check_row_count(count: int, max_rows: int, noun: str = "row") -> None:
 
 
 def value_problem(value: Any) -> str | None:
-    if type(value) is not float:
+    if type(value) not in NUMBER_TYPES:
         return f"must be a number, got {json_type(value)}"
     if abs(value) <= MAX_ABS_VALUE:
         return None

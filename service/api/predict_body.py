@@ -26,6 +26,7 @@ import numpy as np
 from service.api.errors import Detail
 from service.api.json_body import (
     MAX_ABS_VALUE,
+    NUMBER_TYPES,
     check_row_count,
     collect,
     invalid_body,
@@ -38,8 +39,6 @@ from service.api.json_body import (
 )
 from service.json_types import json_type
 from service.settings import Settings
-
-_ONLY_FLOATS = {float}
 
 RowPath = Callable[[int], str]
 
@@ -171,7 +170,7 @@ class PayloadParser:
         self, flat: list[Any], rows: int, columns: Sequence[str], row_path: RowPath
     ) -> np.ndarray:
         width = len(columns)
-        if set(map(type, flat)) != _ONLY_FLOATS:
+        if not set(map(type, flat)) <= NUMBER_TYPES:
             raise rejected(collect(_value_problems(flat, width, columns, row_path)))
         matrix = np.array(flat, dtype=np.float64).reshape(rows, width)
         # False for NaN too: one pass refuses NaN, +-inf and finite values beyond float32.

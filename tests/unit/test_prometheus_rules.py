@@ -37,6 +37,7 @@ ALLOWED_LITERALS = {
     "MlapiHighLatency": {"0.5"},
     "MlapiNoPredictions": {"0"},
     "TelemetryPipelineFailing": {"0"},
+    "MlapiTracesDropped": {"0"},
 }
 # Alerts about the model's behaviour: they must read their thresholds from the card's gauges.
 ML_ALERTS = {
