@@ -163,7 +163,8 @@ def metric_pieces(subject: Subject, live: trace.Span) -> list[Piece]:
     calls = instrument_calls(instruments)
     one_row = np.full((1, len(subject.model.card.features)), 1.0)
     rows = np.repeat(one_row, BATCH, axis=0)
-    one_value, values = np.array([22.5]), np.full(BATCH, 22.5)
+    # Predictions spread over the target's range, as a real batch's (about 45 buckets touched).
+    one_value, values = np.array([22.5]), np.linspace(5.0, 50.0, BATCH)
     outside = context.Context()
     group = "metrics: instrument calls per request"
 
@@ -182,16 +183,17 @@ def metric_pieces(subject: Subject, live: trace.Span) -> list[Piece]:
         Piece(group, "mlapi.model.inference.duration record",
               lambda: calls.inference_record(1e-4), N),
         Piece(group, "mlapi.prediction.batch.size record", lambda: calls.batch_record(1), N),
-        Piece(group, "mlapi.prediction.rows add", lambda: calls.rows_add(1), N),
-        Piece(group, "mlapi.prediction.value record (per row, exemplar)",
-              lambda: calls.prediction_record(22.5), N, calls=(1, BATCH)),
+        Piece(group, "mlapi.prediction.value record (1 row, exemplar)",
+              lambda: calls.prediction_record(22.5), N, calls=(1, 0)),
+        Piece(group, "mlapi.prediction.value record_many (1000 rows, exemplar per bucket)",
+              lambda: calls.prediction_record_many(values), 50, calls=(0, 1)),
         Piece(group, "  the same outside a sampled span (no exemplar offered)",
               lambda: calls.prediction_record(22.5, outside), N, calls=(0, 0)),
-        Piece(group, "drift/range/threshold counts (numpy, 1 row)",
+        Piece(group, "drift/range/threshold/rows counts (numpy, 1 row)",
               lambda: calls.signals_record(one_row, one_value), N, calls=(1, 0)),
-        Piece(group, "drift/range/threshold counts (numpy, 1000 rows)",
+        Piece(group, "drift/range/threshold/rows counts (numpy, 1000 rows)",
               lambda: calls.signals_record(rows, values), 50, calls=(0, 1)),
-        Piece(group, "  record_predictions whole, 1 row (= the five above)",
+        Piece(group, "  record_predictions whole, 1 row (= the four above)",
               lambda: instruments.record_predictions(one_row, one_value, 1e-4), N, calls=(0, 0)),
         Piece(group, "  record_predictions whole, 1000 rows",
               lambda: instruments.record_predictions(rows, values, 1e-3), 20, calls=(0, 0)),

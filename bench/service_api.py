@@ -27,6 +27,7 @@ from service.model.store import LoadedModel
 from service.settings import Settings
 from service.telemetry.http_server import EXCLUDED_URLS
 from service.telemetry.instruments import ModelInstruments
+from service.telemetry.otel_patches import record_many
 from service.telemetry.setup import Telemetry, init_telemetry
 
 Mode = Literal["off", "local", "otlp"]
@@ -147,19 +148,18 @@ class InstrumentCalls:
     """Single instrument calls of ModelInstruments.record_predictions (private attributes)."""
 
     prediction_record: Callable[..., None]  # (value, context=None)
+    prediction_record_many: Callable[[np.ndarray], None]
     inference_record: Callable[[float], None]
     batch_record: Callable[[int], None]
-    rows_add: Callable[[int], None]
     signals_record: Callable[[np.ndarray, np.ndarray], None]
 
 
 def instrument_calls(instruments: ModelInstruments) -> InstrumentCalls:
     model = instruments._model_attrs
-    ok = instruments._outcome_attrs["ok"]
     return InstrumentCalls(
         prediction_record=lambda v, ctx=None: instruments._prediction.record(v, model, ctx),
+        prediction_record_many=lambda v: record_many(instruments._prediction, v, model),
         inference_record=lambda s: instruments._inference.record(s, model),
         batch_record=lambda n: instruments._batch.record(n, model),
-        rows_add=lambda n: instruments._rows.add(n, ok),
         signals_record=instruments._signals.record,
     )
