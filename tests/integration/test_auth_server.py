@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import NO_EXPORT, server_env
-from server import ServerProcess
 
+from devstack.server import ServerProcess
 from service.credentials import TOKENS_ENV, TOKENS_FILE_ENV
+from tests.integration.server_env import NO_EXPORT, server_env
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import NO_EXPORT, server_env
-from server import ServerProcess, mlapi_command
 
+from devstack.server import ServerProcess, mlapi_command
 from service.credentials import FEEDBACK_KEY_ENV as KEY_ENV
 from service.credentials import MIN_FEEDBACK_KEY_BYTES as MIN_KEY_BYTES
+from tests.integration.server_env import NO_EXPORT, server_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import server_env
-from server import HOST, ServerProcess
+
+from devstack.server import HOST, ServerProcess
+from tests.integration.server_env import server_env
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import yaml
 from chart import NAMESPACE, VALUES_CASES, Helm
 from control_plane import ControlPlane
 from kube_api import KubeApi, KubeApiError
-from stack import locate_binaries, running, wait_for
+
+from devstack.stack import locate_binaries, running, wait_for
 
 BINARIES = ("helm", "kube-apiserver", "etcd", "prometheus-operator-crds", "otelcol", "promtool")
 CRD_READY_TIMEOUT_S = 30.0

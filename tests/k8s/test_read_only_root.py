@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 from chart import one
-from server import ServerProcess
-from stack import ManagedProcess, free_ports
 
+from devstack.server import ServerProcess
+from devstack.stack import ManagedProcess, free_ports
 from service.model.dataset import FEATURES
 
 pytestmark = pytest.mark.k8s
