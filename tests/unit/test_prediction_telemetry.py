@@ -10,13 +10,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from otel_helpers import Card, metrics_by_name
 
 from service.api.errors import ApiError, Detail
 from service.api.prediction_telemetry import PredictionTelemetry
 from service.settings import Settings
 from service.telemetry.instruments import ModelInstruments
 from service.telemetry.setup import init_telemetry
+from tests.unit.otel_helpers import Card, metrics_by_name
 
 
 class Doubler:

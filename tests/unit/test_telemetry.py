@@ -16,7 +16,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_helpers import Card, metrics_by_name
 
 from service.telemetry.exporters import PauseWhenDownExporter
 from service.telemetry.http_server import ACCESS_LOG_FIELDS_KEY
@@ -29,6 +28,7 @@ from service.telemetry.setup import (
     build_resource,
     init_telemetry,
 )
+from tests.unit.otel_helpers import Card, metrics_by_name
 
 
 @pytest.fixture(autouse=True)
