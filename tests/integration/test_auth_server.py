@@ -34,11 +34,6 @@ def tokens() -> tuple[str, str, str]:
     return secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(24)
 
 
-@pytest.fixture(scope="module")
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

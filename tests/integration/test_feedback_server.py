@@ -22,11 +22,6 @@ TIMEOUT_S = 10
 # No collector in these tests, and embedded /metrics refuses several workers: no metric export.
 
 
-@pytest.fixture(scope="module")
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
-
-
 def predict_ids(url: str, row: dict[str, float], requests_count: int) -> list[dict]:
     """Feedback items for `requests_count` one-row predictions, each on a new connection (so
     gunicorn hands them to whichever worker accepts first)."""

@@ -43,11 +43,6 @@ def server(threads, trained_model, tmp_path_factory) -> Iterator[ServerProcess]:
         yield process
 
 
-@pytest.fixture
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
-
-
 def start_upload(server: ServerProcess) -> socket.socket:
     """A connection that sent the headers of a 10 kB body and only its first bytes."""
     sock = socket.create_connection((HOST, server.port), timeout=CLIENT_TIMEOUT_S)

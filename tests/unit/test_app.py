@@ -16,11 +16,6 @@ from service.server.cli import main
 from service.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def model(trained_model) -> LoadedModel:
-    return load_model(trained_model.artifact_path)
-
-
 @pytest.fixture
 def app(model):
     return create_app(Settings(max_rows=5, max_body_bytes=64 * 1024), model)
@@ -29,11 +24,6 @@ def app(model):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def row(model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in model.card.features}
 
 
 def error_of(response, status: int, code: str) -> dict:

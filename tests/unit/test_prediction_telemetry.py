@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -30,10 +28,7 @@ class Broken:
 
 
 @pytest.fixture
-def observed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
+def observed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, no_otel_env: None):
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     reader = InMemoryMetricReader()

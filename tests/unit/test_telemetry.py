@@ -30,12 +30,7 @@ from service.telemetry.setup import (
 )
 from tests.unit.otel_helpers import Card, metrics_by_name
 
-
-@pytest.fixture(autouse=True)
-def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_otel_env")
 
 
 def closed_port() -> int:
