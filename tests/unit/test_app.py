@@ -137,9 +137,27 @@ def test_openapi_lists_every_error_code_and_feature(client, model):
         assert code in document["components"]["responses"][str(status)]["description"]
 
 
-def test_openapi_card_schema_matches_the_card(client, model):
+# The members GET /model serves, in order: written out, so a member lost by the card's
+# serialisation fails here instead of vanishing from both sides.
+CARD_MEMBERS = [
+    "schema_version",
+    "name",
+    "version",
+    "model_type",
+    "artifact_sha256",
+    "trained_at",
+    "training_data_sha256",
+    "features",
+    "target",
+    "holdout",
+    "drift",
+    "thresholds",
+]
+
+
+def test_openapi_card_schema_matches_the_card(client):
     document = client.get("/openapi.json").get_json()
-    assert document["components"]["schemas"]["ModelCard"]["required"] == list(model.card.to_dict())
+    assert document["components"]["schemas"]["ModelCard"]["required"] == CARD_MEMBERS
 
 
 def test_app_from_environment(monkeypatch, trained_model, row):
