@@ -193,6 +193,7 @@ def test_cli_reports_bad_settings(monkeypatch, capsys):
     assert err == ["mlapi: invalid configuration: MLAPI_PORT='eighty': must be an integer"]
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_cli_train_writes_a_loadable_model_and_reports_holdout_metrics(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path), "--seed", "7", "--version", "9.9.9"]) == 0
     out = capsys.readouterr().out
