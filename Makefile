@@ -109,7 +109,7 @@ bench-micro: venv
 	$(BIN)/python -m bench.micro $(MICRO_ARGS)
 
 dashboards: venv
-	$(BIN)/python observability/grafana/build_dashboards.py
+	$(BIN)/python -m observability.grafana.build_dashboards
 	$(BIN)/python charts/sync_chart_files.py
 
 # The chart's files/ are copies (Helm cannot read outside the chart); tests/unit fails on drift.

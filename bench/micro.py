@@ -47,7 +47,7 @@ from bench.run import STACK_BINARIES, clean_environment, hardware
 from bench.service_api import Subject, build_subject, build_telemetry, default_model
 from bench.variants import Servers
 from bench.wsgi_request import call
-from tests.e2e.stack import Stack, locate_binaries
+from devstack.stack import Stack, locate_binaries
 
 OFF, NOOP, OTLP = "telemetry off", "on, no-op span exporter", "on, OTLP to the collector"
 BARE, ATTACHED = "bare Flask app", "bare Flask app + Telemetry.attach"

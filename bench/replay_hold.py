@@ -35,7 +35,7 @@ from bench.variants import (
     Telemetry,
     clean_environment,
 )
-from tests.e2e.stack import Stack, locate_binaries
+from devstack.stack import Stack, locate_binaries
 
 HELD_RATE = 1000.0
 # Above the held rate, against the fixed server only: where one client process stops.

@@ -39,8 +39,8 @@ from bench.variants import (
     clean_environment,
 )
 from bench.wrk import WrkLoad, require_wrk, run_wrk
+from devstack.stack import Stack, StackError, locate_binaries
 from service.model.store import load_model
-from tests.e2e.stack import Stack, StackError, locate_binaries
 
 VERSIONED_PACKAGES = (
     "monitoring-ml-api", "flask", "gunicorn", "scikit-learn", "numpy", "pandas", "skops",

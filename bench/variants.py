@@ -1,5 +1,5 @@
-"""The servers under comparison, all on 127.0.0.1, managed by the e2e harness's Stack
-(tests/e2e/stack.py): the real collector (+ Jaeger behind it) with the shipped configs, our
+"""The servers under comparison, all on 127.0.0.1, managed by the tests' harness's Stack
+(devstack/stack.py): the real collector (+ Jaeger behind it) with the shipped configs, our
 service under gunicorn in each telemetry mode and layout, the seed-equivalent and the peers
 (MLServer, BentoML, KServe).
 
@@ -16,8 +16,8 @@ from enum import Enum
 from pathlib import Path
 
 from bench.peer import Peer, write_estimator
-from tests.e2e.stack import ManagedProcess, Stack, free_ports
-from tests.integration.server import mlapi_command
+from devstack.server import mlapi_command
+from devstack.stack import ManagedProcess, Stack, free_ports
 
 HOST = "127.0.0.1"
 # Stack() wires all four programs; the bench starts only the collector and Jaeger.

@@ -1,7 +1,9 @@
 """Render the Grafana dashboards (dashboards_src/) to dashboards/*.json, which Grafana provisions.
 
-    python observability/grafana/build_dashboards.py           # write the JSON files
-    python observability/grafana/build_dashboards.py --check   # exit 1 if they are out of date
+From the repository root (`make dashboards`):
+
+    python -m observability.grafana.build_dashboards           # write the JSON files
+    python -m observability.grafana.build_dashboards --check   # exit 1 if they are out of date
 
 Output is deterministic (sorted keys, fixed ids), so the committed files change only when the
 dashboards do. Files in dashboards/ that no dashboard produces are reported (and removed on write):
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dashboards_src import all_dashboards
+from observability.grafana.dashboards_src import all_dashboards
 
 OUTPUT_DIR = Path(__file__).resolve().parent / "dashboards"
 

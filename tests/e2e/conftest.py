@@ -2,7 +2,7 @@
 traffic through both; the stack's logs in every failure report.
 
 MLAPI_E2E_STACK=compose runs the same tests against a running `docker compose up` (see
-compose_stack.py); tests marked `binaries_only` are deselected there and tests marked
+devstack/compose_stack.py); tests marked `binaries_only` are deselected there and tests marked
 `compose_only` in the default mode, with their reason shown.
 """
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from compose_stack import COMPOSE_MODE, ComposeService, ComposeStack, stack_mode
-from deployment import client_env, deploy, replay
-from server import ServerProcess
-from stack import Stack, StackError, locate_binaries, running
+
+from devstack.compose_stack import COMPOSE_MODE, ComposeService, ComposeStack, stack_mode
+from devstack.server import ServerProcess
+from devstack.stack import Stack, StackError, locate_binaries, running
+from tests.e2e.deployment import client_env, deploy, replay
 
 # The service name the dashboards and the Jaeger panels are written for.
 SERVICE_JOB = "mlapi"

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from server import ServerProcess
-from stack import Stack, stop_process
+from devstack.server import ServerProcess
+from devstack.stack import Stack, stop_process
 
 REPLAY_TIMEOUT_S = 120.0
 WORKERS = 2

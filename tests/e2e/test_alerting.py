@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
-from server import mlapi_command
-from stack import PROMETHEUS_CONFIG, Stack, StackError, running, stop_process
 
+from devstack.server import mlapi_command
+from devstack.stack import PROMETHEUS_CONFIG, Stack, StackError, running, stop_process
 from service.model.store import ARTIFACT_NAME, HOLDOUT_NAME
+from tests.e2e.deployment import REPLAY_TIMEOUT_S, client_env, deploy, replay, replay_command
 
 pytestmark = [
     pytest.mark.e2e,

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from deployment import client_env, deploy, replay
-from server import ServerProcess
-from stack import Stack
 
+from devstack.server import ServerProcess
+from devstack.stack import Stack
 from service.model.dataset import FEATURES
+from tests.e2e.deployment import client_env, deploy, replay
 
 pytestmark = [
     pytest.mark.e2e,

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_stack import ComposeStack
-from stack import http_get_json, wait_for
+
+from devstack.compose_stack import ComposeStack
+from devstack.stack import http_get_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.compose_only(reason="checks the compose containers")]
 

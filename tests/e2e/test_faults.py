@@ -34,9 +34,10 @@ from types import TracebackType
 from typing import Any
 
 import pytest
-from deployment import REPLAY_TIMEOUT_S, deploy, replay_command
-from server import HOST, ServerProcess
-from stack import Stack, running, stop_process
+
+from devstack.server import HOST, ServerProcess
+from devstack.stack import Stack, running, stop_process
+from tests.e2e.deployment import REPLAY_TIMEOUT_S, deploy, replay_command
 
 pytestmark = [
     pytest.mark.e2e,

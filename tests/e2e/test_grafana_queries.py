@@ -33,11 +33,11 @@ import pytest
 import requests
 import skops.io
 import yaml
-from deployment import service_env
-from server import ServerProcess
-from stack import Stack, http_get_json
 
+from devstack.server import ServerProcess
+from devstack.stack import Stack, http_get_json
 from service.model.store import ARTIFACT_NAME, CARD_NAME, TRUSTED_TYPES
+from tests.e2e.deployment import service_env
 
 pytestmark = pytest.mark.e2e
 

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from compose_stack import ComposeService, ComposeStack
-from deployment import (
+
+from devstack.compose_stack import ComposeService, ComposeStack
+from devstack.server import ServerProcess
+from devstack.stack import Stack
+from tests.e2e.deployment import (
     REPLAY_TIMEOUT_S,
     client_env,
     deploy,
     replay,
     replay_in_background,
 )
-from server import ServerProcess
-from stack import Stack
 
 pytestmark = pytest.mark.e2e
 

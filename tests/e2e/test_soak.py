@@ -16,8 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from deployment import REPLAY_TIMEOUT_S, WORKERS, client_env, deploy, replay_in_background
-from stack import Stack
+
+from devstack.stack import Stack
+from tests.e2e.deployment import REPLAY_TIMEOUT_S, WORKERS, client_env, deploy, replay_in_background
 
 pytestmark = [
     pytest.mark.e2e,

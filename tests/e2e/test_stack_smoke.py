@@ -24,7 +24,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, format_trace_id
-from stack import ALERTMANAGER_CONFIG, COLLECTOR_CONFIG, PROMETHEUS_CONFIG, Stack
+
+from devstack.stack import ALERTMANAGER_CONFIG, COLLECTOR_CONFIG, PROMETHEUS_CONFIG, Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from server import ServerProcess
 
-# Telemetry on, exported nowhere: for servers whose test is not about telemetry.
-NO_EXPORT = {"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
-
-
-def server_env(trained_model, home: Path) -> dict[str, str]:
-    """The model under test, and a private HOME without XDG_RUNTIME_DIR, so a control socket
-    gunicorn might create would land where the tests can see it."""
-    home.mkdir(parents=True, exist_ok=True)
-    return {
-        "MLAPI_MODEL_PATH": str(trained_model.artifact_path),
-        "HOME": str(home),
-        "XDG_RUNTIME_DIR": "",
-    }
+from devstack.server import ServerProcess
+from tests.integration.server_env import server_env
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import NO_EXPORT, server_env
-from server import ServerProcess
 
+from devstack.server import ServerProcess
 from service.credentials import TOKENS_ENV, TOKENS_FILE_ENV
+from tests.integration.server_env import NO_EXPORT, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,6 @@ REPLAY_TIMEOUT_S = 120
 def tokens() -> tuple[str, str, str]:
     """Two accepted tokens and a wrong one, fresh per run so a search for them means something."""
     return secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-
-
-@pytest.fixture(scope="module")
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
 
 
 def bearer(token: str) -> dict[str, str]:

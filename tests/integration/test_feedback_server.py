@@ -10,21 +10,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import NO_EXPORT, server_env
-from server import ServerProcess, mlapi_command
 
+from devstack.server import ServerProcess, mlapi_command
 from service.credentials import FEEDBACK_KEY_ENV as KEY_ENV
 from service.credentials import MIN_FEEDBACK_KEY_BYTES as MIN_KEY_BYTES
+from tests.integration.server_env import NO_EXPORT, server_env
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 10
 # No collector in these tests, and embedded /metrics refuses several workers: no metric export.
-
-
-@pytest.fixture(scope="module")
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
 
 
 def predict_ids(url: str, row: dict[str, float], requests_count: int) -> list[dict]:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import server_env
-from server import HOST, ServerProcess
+
+from devstack.server import HOST, ServerProcess
+from tests.integration.server_env import server_env
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +41,6 @@ def server(threads, trained_model, tmp_path_factory) -> Iterator[ServerProcess]:
     }
     with ServerProcess(root / "server.log", env=env, workers=1, threads=threads) as process:
         yield process
-
-
-@pytest.fixture
-def row(trained_model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in trained_model.card.features}
 
 
 def start_upload(server: ServerProcess) -> socket.socket:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import server_env
-from server import HOST, free_port, mlapi_command
 
+from devstack.server import HOST, free_port, mlapi_command
 from service.model.dataset import load_housing
 from service.model.store import ARTIFACT_NAME, CARD_NAME
 from service.model.training import train
+from tests.integration.server_env import server_env
 
 pytestmark = pytest.mark.integration
 

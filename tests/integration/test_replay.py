@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from server import free_port
+
+from devstack.server import free_port
 
 pytestmark = pytest.mark.integration
 

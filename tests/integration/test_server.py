@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import server_env
-from server import HOST, ServerProcess
 
+from devstack.server import HOST, ServerProcess
 from service.api.errors import ERROR_CODES
 from service.model.store import load_model
+from tests.integration.server_env import server_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import NO_EXPORT, server_env
-from server import HOST, ServerProcess, free_port, mlapi_command
 
+from devstack.server import HOST, ServerProcess, free_port, mlapi_command
 from service.model.store import ARTIFACT_NAME, CARD_NAME
+from tests.integration.server_env import NO_EXPORT, server_env
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from server import ServerProcess, free_port
 
+from devstack.server import ServerProcess, free_port
 from service.model.dataset import FEATURES
 
 pytestmark = pytest.mark.integration

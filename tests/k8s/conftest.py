@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from chart import NAMESPACE, VALUES_CASES, Helm
-from control_plane import ControlPlane
-from kube_api import KubeApi, KubeApiError
-from stack import locate_binaries, running, wait_for
+
+from devstack.stack import locate_binaries, running, wait_for
+from tests.k8s.chart import NAMESPACE, VALUES_CASES, Helm
+from tests.k8s.control_plane import ControlPlane
+from tests.k8s.kube_api import KubeApi, KubeApiError
 
 BINARIES = ("helm", "kube-apiserver", "etcd", "prometheus-operator-crds", "otelcol", "promtool")
 CRD_READY_TIMEOUT_S = 30.0

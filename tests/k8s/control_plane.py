@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from stack import ManagedProcess, StackError, free_ports, stop_process, wait_for
+
+from devstack.stack import ManagedProcess, StackError, free_ports, stop_process, wait_for
 
 READY_TIMEOUT_S = 60.0
 # A namespaced Service needs a range to allocate from; nothing is ever routed to it.

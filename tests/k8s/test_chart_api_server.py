@@ -9,8 +9,9 @@ import copy
 from typing import Any
 
 import pytest
-from chart import NAMESPACE, VALUES_CASES, Helm, one
-from kube_api import KubeApi
+
+from tests.k8s.chart import NAMESPACE, VALUES_CASES, Helm, one
+from tests.k8s.kube_api import KubeApi
 
 pytestmark = pytest.mark.k8s
 

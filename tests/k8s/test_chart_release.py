@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart import CHART_DIR, Helm, one
-from control_plane import ControlPlane
-from kube_api import KubeApi
+
+from tests.k8s.chart import CHART_DIR, Helm, one
+from tests.k8s.control_plane import ControlPlane
+from tests.k8s.kube_api import KubeApi
 
 pytestmark = pytest.mark.k8s
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chart import REPO, Helm, one
+
+from tests.k8s.chart import REPO, Helm, one
 
 pytestmark = pytest.mark.k8s
 

@@ -8,7 +8,8 @@ import base64
 from typing import Any
 
 import pytest
-from chart import VALUES_CASES, Helm, kinds, one
+
+from tests.k8s.chart import VALUES_CASES, Helm, kinds, one
 
 pytestmark = pytest.mark.k8s
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import requests
-from chart import one
-from server import ServerProcess
-from stack import ManagedProcess, free_ports
 
+from devstack.server import ServerProcess
+from devstack.stack import ManagedProcess, free_ports
 from service.model.dataset import FEATURES
+from tests.k8s.chart import one
 
 pytestmark = pytest.mark.k8s
 

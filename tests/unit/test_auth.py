@@ -25,7 +25,7 @@ from service.credentials import (
     AuthTokens,
     tokens_from_env,
 )
-from service.model.store import LoadedModel, load_model
+from service.model.store import LoadedModel
 from service.settings import ConfigError, Settings
 from service.telemetry.http_server import SANITIZE_FIELDS_ENV, redact_authorization
 from service.telemetry.setup import init_telemetry
@@ -38,23 +38,13 @@ INVALID_TOKEN_CHALLENGE = 'Bearer realm="mlapi", error="invalid_token"'
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch, no_otel_env: None) -> None:
     """No inherited OTEL_*/auth variables; registered so monkeypatch restores what the server's
     start-up (redact_authorization) writes into os.environ."""
     for name in list(os.environ):
-        if name.startswith(("OTEL_", "MLAPI_AUTH_", "REPLAY_")):
+        if name.startswith(("MLAPI_AUTH_", "REPLAY_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv(SANITIZE_FIELDS_ENV, "")
-
-
-@pytest.fixture(scope="module")
-def model(trained_model) -> LoadedModel:
-    return load_model(trained_model.artifact_path)
-
-
-@pytest.fixture
-def row(model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in model.card.features}
 
 
 def secured_settings(**changes) -> Settings:

@@ -6,33 +6,21 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
-import pytest
 import yaml
+
+from charts import sync_chart_files as sync
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "monitoring-ml-api"
 
 
-@pytest.fixture(scope="module")
-def sync() -> Iterator[ModuleType]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(REPO / "charts"))
-        import sync_chart_files
-
-        yield sync_chart_files
-        del sys.modules["sync_chart_files"]
-
-
-def test_the_chart_copies_are_their_sources(sync: ModuleType) -> None:
+def test_the_chart_copies_are_their_sources() -> None:
     assert sync.stale_files(sync.expected()) == [], "run: make chart-sync"
 
 
-def test_every_source_the_templates_read_is_copied(sync: ModuleType) -> None:
+def test_every_source_the_templates_read_is_copied() -> None:
     copied = set(sync.expected())
     assert "otel/collector-config.yaml" in copied
     assert "observability/grafana/provisioning/datasources/datasources.yml" in copied
@@ -45,9 +33,7 @@ def test_every_source_the_templates_read_is_copied(sync: ModuleType) -> None:
     assert {name.rsplit("/", 1)[1] for name in copied if name.endswith(".json")} == dashboards
 
 
-def test_check_reports_an_edited_a_missing_and_a_stray_copy(
-    sync: ModuleType, tmp_path: Path
-) -> None:
+def test_check_reports_an_edited_a_missing_and_a_stray_copy(tmp_path: Path) -> None:
     """The control: each kind of drift is named."""
     files = tmp_path / "files"
     shutil.copytree(sync.FILES_DIR, files)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_compose_stack import compose_binary
+
+from tests.unit.compose_cli import compose_binary
 
 REPO = Path(__file__).resolve().parents[2]
 

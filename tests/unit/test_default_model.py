@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
-import subprocess
-import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
+from service.model import default_model
 from service.model.dataset import content_sha256, load_housing
 from service.model.default_model import _default_model_dir, ensure_default_model
 from service.model.store import ModelLoadError
+from service.model.training import TrainResult
 
-REPO = Path(__file__).resolve().parents[2]
+# Only there so that a broken lock fails the test instead of hanging it.
+LOCK_WAIT_S = 60.0
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_default_model_is_trained_once_then_cached(tmp_path):
     said: list[str] = []
     first = ensure_default_model(tmp_path, said.append)
@@ -34,20 +41,37 @@ def test_default_model_is_trained_once_then_cached(tmp_path):
     )
 
 
-def test_two_processes_starting_at_once_share_one_default_model(tmp_path):
-    code = (
-        "import sys; from pathlib import Path; from service.model.default_model import "
-        "ensure_default_model as e; print(e(Path(sys.argv[1])).card.trained_at)"
-    )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE
+@pytest.mark.usefixtures("tiny_training")
+def test_two_starts_at_once_share_one_default_model(tmp_path, monkeypatch):
+    """Two starts in threads: flock(2) locks belong to an open file, so two opens of the lock
+    file contend exactly as two processes do. Whichever start trains first waits, holding the
+    lock, until the other has asked for it, so both have found no model before either wrote
+    one: the second can only get the model by waiting for the lock and looking again."""
+    lock_requests = threading.Semaphore(0)
+    real_flock, real_train = fcntl.flock, default_model.train
+    trainings: list[Path] = []
+
+    def flock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX:
+            lock_requests.release()
+        real_flock(fd, operation)
+
+    def train(data: pd.DataFrame, out_dir: Path, **options: Any) -> TrainResult:
+        trainings.append(out_dir)
+        # Our own request and the other start's (bounded: a start that never asks fails here).
+        requested = all(lock_requests.acquire(timeout=LOCK_WAIT_S) for _ in range(2))
+        assert requested, "training began before both starts had asked for the lock"
+        return real_train(data, out_dir, **options)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    monkeypatch.setattr(default_model, "train", train)
+    with ThreadPoolExecutor(max_workers=2) as starts:
+        first, second = (
+            future.result(timeout=2 * LOCK_WAIT_S)
+            for future in [starts.submit(ensure_default_model, tmp_path) for _ in range(2)]
         )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=120)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0]
-    assert outputs[0] == outputs[1]  # the second loaded what the first trained
+    assert len(trainings) == 1
+    assert first.card == second.card  # the second loaded what the first trained
     assert len(list((tmp_path / "models").iterdir())) == 2  # the model dir and its lock file
 
 

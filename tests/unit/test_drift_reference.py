@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from psi import PSI_EPSILON, psi
 
 from service.model.card import CardError, parse_typed
 from service.model.drift_reference import (
@@ -16,6 +15,7 @@ from service.model.drift_reference import (
     build_reference,
     reference_edges,
 )
+from tests.unit.psi import PSI_EPSILON, psi
 
 RNG = np.random.default_rng(20261126)
 

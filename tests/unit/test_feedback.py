@@ -16,16 +16,10 @@ from service.api.errors import ERROR_CODES
 from service.api.feedback_body import ID_PROBLEMS, REJECTION_REASONS
 from service.api.prediction_ids import PredictionIds
 from service.credentials import FeedbackKeys
-from service.model.store import LoadedModel, load_model
 from service.settings import Settings
 
 KEY = "k" * 40
 MAX_AGE_S = 3600
-
-
-@pytest.fixture(scope="module")
-def model(trained_model) -> LoadedModel:
-    return load_model(trained_model.artifact_path)
 
 
 @pytest.fixture
@@ -33,11 +27,6 @@ def client(model):
     keys = FeedbackKeys(KEY.encode())
     settings = Settings(max_rows=5, feedback_max_age_s=MAX_AGE_S, feedback_keys=keys)
     return create_app(settings, model).test_client()
-
-
-@pytest.fixture
-def row(model) -> dict[str, float]:
-    return {feature.name: feature.mean for feature in model.card.features}
 
 
 def predict(client, row, rows: int = 1) -> tuple[list[float], list[str]]:

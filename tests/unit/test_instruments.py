@@ -9,7 +9,6 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from otel_helpers import Card, metrics_by_name
 
 from service.api.feedback_body import FeedbackBatch
 from service.model.drift_reference import bin_counts
@@ -24,6 +23,7 @@ from service.telemetry.instruments import (
     error_buckets,
     prediction_buckets,
 )
+from tests.unit.otel_helpers import Card, metrics_by_name
 
 MODEL = {"model.name": "housing", "model.version": "3"}
 

@@ -122,6 +122,7 @@ def test_truncated_artifact_with_a_matching_card(trained_model, tmp_path):
     assert "is not a readable skops file" in refusal(artifact)
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_card_of_another_schema(trained_model, tmp_path):
     """A consistent artifact/card pair for 3 features, paired with the 13-feature card."""
     other = train(load_housing()[["LSTAT", "RM", "NOX", "MEDV"]], tmp_path / "other")

@@ -33,7 +33,6 @@ from schemathesis.specs.openapi.checks import (
 from service.api.app import create_app
 from service.api.json_body import MAX_ABS_VALUE
 from service.api.state import AppState
-from service.model.store import load_model
 from service.settings import Settings
 
 # A few hundred cases per operation: enough to reach every body shape, bounded for a 2-core CI box.
@@ -81,8 +80,8 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def app(trained_model) -> Flask:
-    return create_app(Settings(), load_model(trained_model.artifact_path))
+def app(model) -> Flask:
+    return create_app(Settings(), model)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +139,6 @@ def sign_feedback_ids(body: dict[str, Any], state: AppState) -> None:
 
 
 # -- regressions found by the fuzzer -----------------------------------------------------------
-
-
-@pytest.fixture
-def row(app) -> dict[str, float]:
-    return {name: 1.0 for name in AppState.of(app).model.card.feature_names}
 
 
 def test_feature_beyond_float32_is_422_not_500(app, row):

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from otel_helpers import Card, metrics_by_name
 
 from service.api.errors import ApiError, Detail
 from service.api.prediction_telemetry import PredictionTelemetry
 from service.settings import Settings
 from service.telemetry.instruments import ModelInstruments
 from service.telemetry.setup import init_telemetry
+from tests.unit.otel_helpers import Card, metrics_by_name
 
 
 class Doubler:
@@ -30,10 +28,7 @@ class Broken:
 
 
 @pytest.fixture
-def observed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
+def observed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, no_otel_env: None):
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     reader = InMemoryMetricReader()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from psi import PSI_EPSILON
 
 from service.model.thresholds import Thresholds, threshold_gauge_values
+from tests.unit.psi import PSI_EPSILON
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "observability" / "prometheus" / "rules"

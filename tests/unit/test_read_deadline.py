@@ -59,13 +59,21 @@ def test_a_trickled_read_ends_at_the_deadline(pairs):
     assert 0 < len(received) < 200
 
 
+def wait_out_a_deadline(deadline: ReadDeadline, sock: socket.socket) -> None:
+    """Return once the watcher has shut a stalled read entered now, and therefore (deadlines
+    expire in the order reads were entered) has dealt with every read entered before it."""
+    with deadline.watch(sock) as stalled:
+        assert sock.recv(100) == b""
+    assert stalled.expired
+
+
 def test_a_finished_read_is_never_shut_afterwards(pairs):
-    server, client = pairs[0]
+    (server, client), (clock, _) = pairs[:2]
     deadline = ReadDeadline(TIMEOUT_S)
     with deadline.watch(server) as read:
         client.sendall(b"{}")
         assert server.recv(100) == b"{}"
-    time.sleep(TIMEOUT_S * 3)
+    wait_out_a_deadline(deadline, clock)
     # The connection still carries data: a kept-alive connection's next request is safe.
     client.sendall(b"next")
     assert server.recv(100) == b"next"
@@ -90,8 +98,9 @@ def test_only_the_stalled_read_among_several_expires(pairs):
         assert sock.recv(100) == b"still open"
 
 
-def test_without_a_socket_nothing_is_watched():
+def test_without_a_socket_nothing_is_watched(pairs):
+    (clock, _) = pairs[0]
     deadline = ReadDeadline(TIMEOUT_S)
     with deadline.watch(None) as read:
-        time.sleep(TIMEOUT_S * 2)
+        wait_out_a_deadline(deadline, clock)
     assert not read.expired

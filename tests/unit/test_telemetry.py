@@ -16,7 +16,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_helpers import Card, metrics_by_name
 
 from service.telemetry.http_server import ACCESS_LOG_FIELDS_KEY
 from service.telemetry.instruments import ModelInstruments
@@ -28,13 +27,9 @@ from service.telemetry.setup import (
     build_resource,
     init_telemetry,
 )
+from tests.unit.otel_helpers import Card, metrics_by_name
 
-
-@pytest.fixture(autouse=True)
-def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_otel_env")
 
 
 def closed_port() -> int:

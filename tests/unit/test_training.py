@@ -35,32 +35,30 @@ def test_writes_artifact_card_and_holdout(trained_model):
     assert card.version.endswith("+data." + card.training_data_sha256[:8])
 
 
-def test_holdout_csv_is_a_replayable_slice_of_the_data(trained_model):
+def test_holdout_csv_is_a_replayable_slice_of_the_data(trained_model, model):
     holdout = pd.read_csv(trained_model.holdout_path)
     assert tuple(holdout.columns) == (*FEATURES, TARGET)
     assert len(holdout) == trained_model.card.holdout.rows
     data = load_housing()
     assert len(holdout.merge(data, how="inner")) == len(holdout)  # every row is a real row
     # The card's holdout metrics are reproducible from the CSV alone.
-    predicted = load_model(trained_model.artifact_path).predict(
-        holdout[list(FEATURES)].to_numpy(np.float64)
-    )
+    predicted = model.predict(holdout[list(FEATURES)].to_numpy(np.float64))
     mae = float(np.abs(predicted - holdout[TARGET].to_numpy()).mean())
     assert mae == pytest.approx(trained_model.card.holdout.mae, rel=1e-12)
 
 
-def test_estimator_is_fitted_on_a_plain_array(trained_model):
-    estimator = load_model(trained_model.artifact_path).estimator
+def test_estimator_is_fitted_on_a_plain_array(model):
+    estimator = model.estimator
     assert not hasattr(estimator, "feature_names_in_")
     assert estimator.n_features_in_ == len(FEATURES)
 
 
-def test_training_twice_gives_identical_predictions(trained_model, tmp_path):
+def test_training_twice_gives_identical_predictions(trained_model, model, tmp_path):
     again = train(load_housing(), tmp_path)
     rows = pd.read_csv(trained_model.holdout_path)
     assert rows.equals(pd.read_csv(again.holdout_path))
     x = rows[list(FEATURES)].to_numpy(np.float64)
-    first = load_model(trained_model.artifact_path).predict(x)
+    first = model.predict(x)
     second = load_model(again.artifact_path).predict(x)
     assert np.array_equal(first, second)
     assert again.card.holdout == trained_model.card.holdout
@@ -68,12 +66,14 @@ def test_training_twice_gives_identical_predictions(trained_model, tmp_path):
     assert again.card.drift == trained_model.card.drift
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_another_seed_gives_another_split(trained_model, tmp_path):
     other = train(load_housing(), tmp_path, seed=7, version="9.9.9")
     assert other.card.version == "9.9.9"
     assert not pd.read_csv(other.holdout_path).equals(pd.read_csv(trained_model.holdout_path))
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_features_follow_the_frame_and_exclude_the_target(tmp_path):
     data = load_housing()[["LSTAT", "RM", "MEDV"]]
     result = train(data, tmp_path, holdout_fraction=0.25)
@@ -95,7 +95,7 @@ def test_bad_inputs_are_refused(tmp_path, data, kwargs, message):
     assert not any(tmp_path.iterdir())
 
 
-def test_drift_references_come_from_the_training_rows(trained_model):
+def test_drift_references_come_from_the_training_rows(trained_model, model):
     """Features from the training rows; the prediction from the model's predictions on them
     (why not the holdout: service/model/training.py's docstring)."""
     card = trained_model.card
@@ -104,10 +104,11 @@ def test_drift_references_come_from_the_training_rows(trained_model):
     x_train = train_rows[:, :-1]
     for i, reference in enumerate(card.drift[:-1]):
         assert reference == build_reference(FEATURES[i], x_train[:, i])
-    predicted = load_model(trained_model.artifact_path).predict(x_train)
+    predicted = model.predict(x_train)
     assert card.drift[-1] == build_reference(PREDICTION_DRIFT_NAME, predicted)
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_thresholds_default_from_the_training_target_and_take_overrides(tmp_path):
     result = train(
         load_housing(),
@@ -126,6 +127,7 @@ def test_a_bad_threshold_override_writes_nothing(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_mlapi_train_threshold_option(tmp_path, capsys):
     argv = ["train", "--out", str(tmp_path), "--threshold", "prediction_high=45"]
     assert main([*argv, "--threshold", "feedback_min_rows=50"]) == 0
@@ -138,6 +140,7 @@ def test_mlapi_train_threshold_option(tmp_path, capsys):
     )
 
 
+@pytest.mark.usefixtures("tiny_training")
 def test_a_version_too_long_for_prediction_ids_writes_nothing(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "m"), "--version", "v" * 65]) == 2
     assert capsys.readouterr().err == (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards_src import alerts, api, quality, traces
+from observability.grafana.dashboards_src import alerts, api, quality, traces
 
 
 def all_dashboards() -> dict[str, dict[str, Any]]:

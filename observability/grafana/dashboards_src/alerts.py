@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from dashboards_src import grafana as g
-from dashboards_src import metrics as m
-from dashboards_src.promql import or_zero_where, rate, sum_by
+from observability.grafana.dashboards_src import grafana as g
+from observability.grafana.dashboards_src import metrics as m
+from observability.grafana.dashboards_src.promql import or_zero_where, rate, sum_by
 
 UID = "mlapi-alerts"
 

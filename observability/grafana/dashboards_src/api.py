@@ -3,10 +3,10 @@ worker, and is the telemetry pipeline (collector, scrapes) itself healthy."""
 
 from __future__ import annotations
 
-from dashboards_src import grafana as g
-from dashboards_src import metrics as m
-from dashboards_src import variables
-from dashboards_src.promql import (
+from observability.grafana.dashboards_src import grafana as g
+from observability.grafana.dashboards_src import metrics as m
+from observability.grafana.dashboards_src import variables
+from observability.grafana.dashboards_src.promql import (
     error_ratio,
     or_zero_where,
     quantile,

@@ -9,7 +9,7 @@ so a rename on either side fails there.
 
 from __future__ import annotations
 
-from dashboards_src.promql import eq, match
+from observability.grafana.dashboards_src.promql import eq, match
 
 SERVICE = "mlapi"
 

@@ -7,10 +7,10 @@ thresholds are drawn from the `mlapi:threshold:max` series, the same ones the al
 
 from __future__ import annotations
 
-from dashboards_src import grafana as g
-from dashboards_src import metrics as m
-from dashboards_src import variables
-from dashboards_src.promql import (
+from observability.grafana.dashboards_src import grafana as g
+from observability.grafana.dashboards_src import metrics as m
+from observability.grafana.dashboards_src import variables
+from observability.grafana.dashboards_src.promql import (
     aggregate,
     eq,
     increase,

@@ -9,9 +9,15 @@ status and keep the trace id of recent ones."""
 
 from __future__ import annotations
 
-from dashboards_src import grafana as g
-from dashboards_src import metrics as m
-from dashboards_src.promql import error_ratio, quantile, rate, selector, sum_by
+from observability.grafana.dashboards_src import grafana as g
+from observability.grafana.dashboards_src import metrics as m
+from observability.grafana.dashboards_src.promql import (
+    error_ratio,
+    quantile,
+    rate,
+    selector,
+    sum_by,
+)
 
 UID = "mlapi-traces"
 TRACES_SHOWN = 20

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dashboards_src import grafana
-from dashboards_src import metrics as m
-from dashboards_src.promql import selector
+from observability.grafana.dashboards_src import grafana
+from observability.grafana.dashboards_src import metrics as m
+from observability.grafana.dashboards_src.promql import selector
 
 # Label values come from the prediction counter: every serving process exports it from its first
 # request on, with both the model version and the process's instance id.

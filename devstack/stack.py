@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR_CONFIG = REPO_ROOT / "otel" / "collector-config.yaml"
 PROMETHEUS_CONFIG = REPO_ROOT / "observability" / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = REPO_ROOT / "observability" / "alertmanager" / "alertmanager.yml"

@@ -1,7 +1,8 @@
 """Start and stop the real ``mlapi serve`` (gunicorn) on a free 127.0.0.1 port.
 
-Generic on purpose: integration and e2e suites pass their own environment (model path, limits,
-OTEL_* variables), worker and thread counts, and a log file that collects stdout and stderr.
+Generic on purpose: the test suites and the benchmarks pass their own environment (model path,
+limits, OTEL_* variables), worker and thread counts, and a log file that collects stdout and
+stderr.
 """
 
 from __future__ import annotations

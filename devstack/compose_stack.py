@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import LOG_TAIL_LINES, READY_TIMEOUT_S, REPO_ROOT, StackError, StackQueries, http_get
+from devstack.stack import (
+    LOG_TAIL_LINES,
+    READY_TIMEOUT_S,
+    REPO_ROOT,
+    StackError,
+    StackQueries,
+    http_get,
+)
 
 STACK_MODE_ENV = "MLAPI_E2E_STACK"
 BINARIES_MODE = "binaries"
