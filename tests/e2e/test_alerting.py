@@ -36,7 +36,7 @@ pytestmark = [
 
 RULES_DIR = PROMETHEUS_CONFIG.parent / "rules"
 # Test rendering of the rules: every range window maps to a short one; an unmapped window fails.
-TEST_WINDOWS = {"1h": "60s", "30m": "60s", "15m": "30s", "5m": "20s"}
+TEST_WINDOWS = {"1h": "60s", "30m": "60s", "15m": "30s", "10m": "30s", "5m": "20s"}
 TEST_FOR = "5s"
 RANGE_WINDOW = re.compile(r"\[(\w+)\]")
 FOR_CLAUSE = re.compile(r"^(\s+for:) \S+$", re.MULTILINE)
