@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.unit.compose_cli import compose_binary
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.unit.compose_cli import REPO, resolved_config
 
 # The USER each upstream image runs as when compose does not set one (None: no USER, i.e. root),
 # read from the final stage of its Dockerfile at the tags pinned in .env.
@@ -42,24 +39,7 @@ FILE_KEY = re.compile(r"_file$", re.IGNORECASE)
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, dict[str, Any]]:
-    result = subprocess.run(
-        [
-            compose_binary(),
-            "--project-directory",
-            REPO,
-            "--profile",
-            "*",
-            "config",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["services"]
+    return resolved_config()["services"]
 
 
 def dockerfile_user(build: dict[str, Any]) -> str | None:

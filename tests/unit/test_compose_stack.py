@@ -9,8 +9,6 @@ and the project (an unknown flag or service fails there) and only then needs the
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,43 +17,9 @@ from typing import Any
 import pytest
 
 from devstack import compose_stack
-from tests.unit.compose_cli import compose_binary
+from tests.unit.compose_cli import IMAGE_VARIABLES, REPO, compose_binary, resolved_config
 
-REPO = Path(__file__).resolve().parents[2]
 NO_ENGINE = "Cannot connect to the Docker daemon"
-# Each image compose pulls or builds from, as a variable whose default is the official image.
-IMAGE_VARIABLES = (
-    "PYTHON_IMAGE",
-    "GOLANG_IMAGE",
-    "DEBIAN_IMAGE",
-    "PROMETHEUS_IMAGE",
-    "ALERTMANAGER_IMAGE",
-    "JAEGER_IMAGE",
-    "GRAFANA_IMAGE",
-)
-
-
-def resolved_config(**variables: str) -> dict[str, Any]:
-    """What real compose resolves from docker-compose.yml (every profile), with `variables` set."""
-    environment = {k: v for k, v in os.environ.items() if k not in IMAGE_VARIABLES}
-    result = subprocess.run(
-        [
-            compose_binary(),
-            "--project-directory",
-            REPO,
-            "--profile",
-            "*",
-            "config",
-            "--format=json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**environment, **variables},
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
