@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.peer import MODEL_FILE, Peer, PeerLaunch, app_source, rows_body
-from devstack.stack import free_ports
+from devstack.ports import free_ports
 
 VERSION = "1.4.40"
 APP = "bentoml_service.py"

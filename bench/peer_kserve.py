@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.peer import MODEL_FILE, MODEL_NAME, Peer, PeerLaunch, app_source, rows_body
-from devstack.stack import free_ports
+from devstack.ports import free_ports
 
 VERSION = "0.21.0"
 APP = "kserve_server.py"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from bench.peer import MODEL_FILE, MODEL_NAME, Peer, PeerLaunch
-from devstack.stack import free_ports
+from devstack.ports import free_ports
 
 VERSION = "1.7.1"
 

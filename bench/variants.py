@@ -16,10 +16,10 @@ from enum import Enum
 from pathlib import Path
 
 from bench.peer import Peer, write_estimator
+from devstack.ports import HOST, free_ports
 from devstack.server import mlapi_command
-from devstack.stack import ManagedProcess, Stack, free_ports
+from devstack.stack import ManagedProcess, Stack
 
-HOST = "127.0.0.1"
 # Stack() wires all four programs; the bench starts only the collector and Jaeger.
 STACK_BINARIES = ("otelcol", "jaeger", "prometheus", "alertmanager")
 SERVER_READY_TIMEOUT_S = 180.0

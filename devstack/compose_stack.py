@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.ports import HOST
 from devstack.stack import (
     LOG_TAIL_LINES,
     READY_TIMEOUT_S,
@@ -36,7 +37,6 @@ from devstack.stack import (
 STACK_MODE_ENV = "MLAPI_E2E_STACK"
 BINARIES_MODE = "binaries"
 COMPOSE_MODE = "compose"
-HOST = "127.0.0.1"
 COMPOSE_TIMEOUT_S = 300.0
 COMPOSE_ENV = "MLAPI_COMPOSE"
 COMPOSE_STACK_SCRIPT = REPO_ROOT / ".ci" / "compose-stack"

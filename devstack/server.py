@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ from types import TracebackType
 
 import requests
 
-HOST = "127.0.0.1"
+from devstack.ports import HOST, free_port
+
 POLL_INTERVAL_S = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def mlapi_command() -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+from devstack.ports import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR_CONFIG = REPO_ROOT / "otel" / "collector-config.yaml"
@@ -98,20 +99,6 @@ def locate_binaries(names: Iterable[str] = BINARY_NAMES) -> dict[str, Path]:
         if name not in found or not os.access(found[name], os.X_OK):
             raise StackError(f"no executable for {name!r} (got {found.get(name)})")
     return found
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports on 127.0.0.1 (all held open until every one is chosen)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def render(source: Path, replacements: Mapping[str, str], target: Path) -> Path:

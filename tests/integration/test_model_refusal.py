@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.server import HOST, free_port, mlapi_command
+from devstack.ports import HOST, free_port
+from devstack.server import mlapi_command
 from service.model.dataset import load_housing
 from service.model.store import ARTIFACT_NAME, CARD_NAME
 from service.model.training import train

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.server import free_port
+from devstack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

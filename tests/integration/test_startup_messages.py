@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.server import HOST, ServerProcess, free_port, mlapi_command
+from devstack.ports import HOST, free_port
+from devstack.server import ServerProcess, mlapi_command
 from service.model.store import ARTIFACT_NAME, CARD_NAME
 from tests.integration.server_env import NO_EXPORT, server_env
 

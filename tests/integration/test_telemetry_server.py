@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.server import ServerProcess, free_port
+from devstack.ports import free_port
+from devstack.server import ServerProcess
 from service.model.dataset import FEATURES
 
 pytestmark = pytest.mark.integration

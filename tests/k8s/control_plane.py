@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-from devstack.stack import ManagedProcess, StackError, free_ports, stop_process, wait_for
+from devstack.ports import free_ports
+from devstack.stack import ManagedProcess, StackError, stop_process, wait_for
 
 READY_TIMEOUT_S = 60.0
 # A namespaced Service needs a range to allocate from; nothing is ever routed to it.

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.ports import free_ports
 from devstack.server import ServerProcess
-from devstack.stack import ManagedProcess, free_ports
+from devstack.stack import ManagedProcess
 from service.model.dataset import FEATURES
 from tests.k8s.chart import one
 
