@@ -1,4 +1,4 @@
-"""Prediction ids: one HMAC-signed token per predicted row, carrying its own prediction.
+"""Prediction ids: one MAC-signed token per predicted row, carrying its own prediction.
 
 `POST /feedback {"id": token, "actual": y}` must work on any worker, replica or restart without
 shared state, so the id itself carries what the feedback metrics need (prediction value, model
