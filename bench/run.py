@@ -67,7 +67,8 @@ class Plan:
     replay_rate: float
     profile_s: float
     # name -> environment on top of ours-otlp: settings under trial, each measured as a variant
-    # `trial-<name>` in every round and reported as ratio `trial_<name>_vs_otlp`.
+    # `trial-<name>` in every round (wrk and the fixed-rate replay) and reported as the ratios
+    # `trial_<name>_vs_otlp` and `trial_<name>_open_loop_p99_vs_otlp`.
     trials: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
@@ -87,12 +88,13 @@ FULL = Plan(
 
 def ratio_specs(plan: Plan) -> dict[str, RatioSpec]:
     rate = plan.replay_rate
-    trials = {
-        f"trial_{name}_vs_otlp": RatioSpec(
-            f"trial-{name}", OTLP, meaning=" ".join(f"{k}={v}" for k, v in env)
+    trials = {}
+    for name, env in plan.trials:
+        setting = " ".join(f"{k}={v}" for k, v in env)
+        trials[f"trial_{name}_vs_otlp"] = RatioSpec(f"trial-{name}", OTLP, meaning=setting)
+        trials[f"trial_{name}_open_loop_p99_vs_otlp"] = RatioSpec(
+            f"trial-{name}@{rate:g}/s", f"{OTLP}@{rate:g}/s", "p99_ms", meaning=setting
         )
-        for name, env in plan.trials
-    }
     return trials | {
         "telemetry_on_vs_off": RatioSpec(OTLP, OFF, goal=0.90, meaning="req/s, telemetry cost"),
         # CPU per request is steadier than req/s on a shared machine: the same cost, seen twice.
@@ -246,6 +248,7 @@ def round_steps(
         lambda r: floor_sample(estimator, bodies.batch_matrix, r, plan.seconds, FLOOR),
         replay(OFF),
         replay(OTLP),
+        *(replay(f"trial-{name}") for name, _ in plan.trials),
     ]
 
 
