@@ -67,8 +67,9 @@ def stack_mode() -> str:
 
 
 def compose_command() -> tuple[str, ...]:
-    """The compose CLI: MLAPI_COMPOSE (split like a shell would), else `docker compose`."""
-    return tuple(shlex.split(os.environ.get(COMPOSE_ENV, "docker compose")))
+    """The compose CLI: MLAPI_COMPOSE (split like a shell would) if set and not empty, else
+    `docker compose`."""
+    return tuple(shlex.split(os.environ.get(COMPOSE_ENV) or "docker compose"))
 
 
 def image_variables() -> dict[str, str]:
