@@ -9,6 +9,7 @@ unshare, as CI has.)
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import requests
 
 from devstack.ports import free_ports
 from devstack.server import ServerProcess
-from devstack.stack import ManagedProcess
+from devstack.stack import REPO_ROOT, ManagedProcess
 from service.model.dataset import FEATURES
 from tests.k8s.chart import one
 
@@ -27,11 +28,33 @@ pytestmark = pytest.mark.k8s
 
 # uid and gid of the chart's pods (podSecurityContext runAsUser/runAsGroup).
 POD_UID = 10001
-# Mount a tmpfs at each path given before `--`, make / read-only, then exec the rest as the
-# pod's user. The namespace is private: nothing outside it sees these mounts.
+# Arguments: the directories the program runs from, `--`, a (path, size) pair per tmpfs, `--`,
+# the command. Mount a tmpfs at each path, make / read-only, then exec the command as the pod's
+# user. A tmpfs must not hide the program itself (a checkout under /tmp, where the image has
+# /opt/mlapi): such a directory is bound to a staging point first and moved back, read-only,
+# onto its own path inside the tmpfs. The namespace is private: nobody outside sees these mounts.
 READ_ONLY_ROOT = f"""set -e
-while [ "$1" != -- ]; do mount -t tmpfs -o "size=$2,mode=1777" tmpfs "$1"; shift 2; done
+program_dirs=""
+while [ "$1" != -- ]; do program_dirs="$program_dirs $1"; shift; done
 shift
+mount -t tmpfs tmpfs /mnt
+while [ "$1" != -- ]; do
+    carried=""
+    for dir in $program_dirs; do
+        case "$dir/" in "$1"/*) carried="$carried $dir" ;; esac
+    done
+    n=0
+    for dir in $carried; do n=$((n + 1)); mkdir "/mnt/$n"; mount --bind "$dir" "/mnt/$n"; done
+    mount -t tmpfs -o "size=$2,mode=1777" tmpfs "$1"
+    n=0
+    for dir in $carried; do
+        n=$((n + 1)); mkdir -p "$dir"; mount --move "/mnt/$n" "$dir"
+        mount -o remount,bind,ro "$dir"
+    done
+    shift 2
+done
+shift
+umount /mnt
 mount -o remount,bind,ro /
 exec setpriv --reuid={POD_UID} --regid={POD_UID} --clear-groups "$@"
 """
@@ -58,7 +81,14 @@ def uid_of(pid: int) -> int:
 def wrapper(mounts: list[tuple[str, str]]) -> tuple[str, ...]:
     pairs = [part for mount in mounts for part in mount]
     return ("unshare", "--mount", "--propagation", "private", "--",
-            "sh", "-c", READ_ONLY_ROOT, "sh", *pairs, "--")  # fmt: skip
+            "sh", "-c", READ_ONLY_ROOT, "sh", *program_dirs(), "--", *pairs, "--")  # fmt: skip
+
+
+def program_dirs() -> list[str]:
+    """Where this test's programs come from: the checkout (an editable install), its venv and
+    the Python it was made from; a directory inside another is carried with it."""
+    dirs = {REPO_ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    return sorted(str(d) for d in dirs if not any(o != d and d.is_relative_to(o) for o in dirs))
 
 
 @pytest.fixture(scope="module")
