@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,8 +44,12 @@ class AlertHandler(BaseHTTPRequestHandler):
 def main() -> None:
     port = int(os.environ.get("WEBHOOK_PORT", "5001"))
     server = ThreadingHTTPServer(("0.0.0.0", port), AlertHandler)
+    # As a container's PID 1 the process gets no default action for SIGTERM: without a handler
+    # `docker compose stop` waits out its timeout and kills it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"alert-webhook listening on :{port}/alerts", file=sys.stderr, flush=True)
-    server.serve_forever()
+    with server:
+        server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -325,12 +325,18 @@ def test_sigterm_answers_in_flight_requests_and_stops_in_time(compose: ComposeSt
     assert exit_code == "0", f"api exited {exit_code} (137: killed after {STOP_DEADLINE_S} s)"
 
 
-def test_down_then_up_comes_back_healthy_with_prometheus_history(compose: ComposeStack) -> None:
+def test_stop_then_down_then_up_comes_back_healthy_with_prometheus_history(
+    compose: ComposeStack,
+) -> None:
     at = time.time() - 5
     before = prom_sample_at(compose, 'up{job="otel-collector"}', at)
     assert before, "no sample to compare"
     services = sorted(expected_services(compose))
     orphans_before = dangling_volumes()
+    compose.run_compose("stop", f"--timeout={STOP_DEADLINE_S}", *services)
+    # Each one exited by itself on SIGTERM: none waited out the deadline to be killed.
+    exit_codes = {name: row["ExitCode"] for name, row in ps(compose).items() if name in services}
+    assert exit_codes == dict.fromkeys(services, 0), f"{SIGKILLED}: killed at the deadline"
     compose.run_compose("down", "--timeout=10")
     assert ps(compose) == {}
     compose.run_compose("up", "--detach", "--no-build", "--wait", "--wait-timeout=300", *services)
