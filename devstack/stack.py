@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from devstack.ports import free_ports
+from devstack.ports import HOST, free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR_CONFIG = REPO_ROOT / "otel" / "collector-config.yaml"
@@ -239,7 +239,7 @@ class WebhookSink:
             def log_message(self, format: str, *args: Any) -> None:
                 """Silence per-request logging on stderr."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = ThreadingHTTPServer((HOST, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> None:
@@ -395,16 +395,16 @@ class Stack(StackQueries):
             jaeger_telemetry_port,
             webhook_port,
         ) = free_ports(13)
-        self.otlp_grpc_endpoint = f"127.0.0.1:{self.otlp_grpc_port}"
-        self.otlp_http_endpoint = f"http://127.0.0.1:{self.otlp_http_port}"
-        self.collector_exporter_url = f"http://127.0.0.1:{collector_exporter_port}/metrics"
-        self.collector_metrics_url = f"http://127.0.0.1:{collector_telemetry_port}/metrics"
-        self.collector_health_url = f"http://127.0.0.1:{collector_health_port}/"
-        self.prometheus_url = f"http://127.0.0.1:{prometheus_port}"
-        self.alertmanager_url = f"http://127.0.0.1:{alertmanager_port}"
-        self.jaeger_query_url = f"http://127.0.0.1:{jaeger_query_port}"
-        self.jaeger_otlp_endpoint = f"127.0.0.1:{jaeger_otlp_port}"
-        self.webhook_url = f"http://127.0.0.1:{webhook_port}/alerts"
+        self.otlp_grpc_endpoint = f"{HOST}:{self.otlp_grpc_port}"
+        self.otlp_http_endpoint = f"http://{HOST}:{self.otlp_http_port}"
+        self.collector_exporter_url = f"http://{HOST}:{collector_exporter_port}/metrics"
+        self.collector_metrics_url = f"http://{HOST}:{collector_telemetry_port}/metrics"
+        self.collector_health_url = f"http://{HOST}:{collector_health_port}/"
+        self.prometheus_url = f"http://{HOST}:{prometheus_port}"
+        self.alertmanager_url = f"http://{HOST}:{alertmanager_port}"
+        self.jaeger_query_url = f"http://{HOST}:{jaeger_query_port}"
+        self.jaeger_otlp_endpoint = f"{HOST}:{jaeger_otlp_port}"
+        self.webhook_url = f"http://{HOST}:{webhook_port}/alerts"
         self.webhook = WebhookSink(webhook_port)
         self.rendered_dir = workdir / "config"
         self.log_dir = workdir / "logs"
@@ -413,31 +413,31 @@ class Stack(StackQueries):
 
         self.collector_env = {
             "OTELCOL_OTLP_GRPC_ENDPOINT": self.otlp_grpc_endpoint,
-            "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.otlp_http_port}",
-            "OTELCOL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{collector_exporter_port}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"{HOST}:{self.otlp_http_port}",
+            "OTELCOL_PROMETHEUS_ENDPOINT": f"{HOST}:{collector_exporter_port}",
             "OTELCOL_JAEGER_OTLP_ENDPOINT": self.jaeger_otlp_endpoint,
-            "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{collector_health_port}",
-            "OTELCOL_TELEMETRY_HOST": "127.0.0.1",
+            "OTELCOL_HEALTH_ENDPOINT": f"{HOST}:{collector_health_port}",
+            "OTELCOL_TELEMETRY_HOST": HOST,
             "OTELCOL_TELEMETRY_PORT": str(collector_telemetry_port),
             # 5 test scrape intervals: Prometheus drops exemplars of a series' first scrape.
             "OTELCOL_SPAN_METRICS_FLUSH_INTERVAL": "5s",
         }
         self.jaeger_env = {
-            "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{jaeger_query_port}",
-            "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{jaeger_query_grpc_port}",
+            "JAEGER_QUERY_HTTP_ENDPOINT": f"{HOST}:{jaeger_query_port}",
+            "JAEGER_QUERY_GRPC_ENDPOINT": f"{HOST}:{jaeger_query_grpc_port}",
             "JAEGER_OTLP_GRPC_ENDPOINT": self.jaeger_otlp_endpoint,
-            "JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{jaeger_health_port}",
-            "JAEGER_TELEMETRY_HOST": "127.0.0.1",
+            "JAEGER_HEALTH_ENDPOINT": f"{HOST}:{jaeger_health_port}",
+            "JAEGER_TELEMETRY_HOST": HOST,
             "JAEGER_TELEMETRY_PORT": str(jaeger_telemetry_port),
         }
         self.prometheus_config = render(
             PROMETHEUS_CONFIG,
             {
-                "otel-collector:8889": f"127.0.0.1:{collector_exporter_port}",
-                "otel-collector:8888": f"127.0.0.1:{collector_telemetry_port}",
-                "jaeger:8888": f"127.0.0.1:{jaeger_telemetry_port}",
-                "alertmanager:9093": f"127.0.0.1:{alertmanager_port}",
-                "localhost:9090": f"127.0.0.1:{prometheus_port}",
+                "otel-collector:8889": f"{HOST}:{collector_exporter_port}",
+                "otel-collector:8888": f"{HOST}:{collector_telemetry_port}",
+                "jaeger:8888": f"{HOST}:{jaeger_telemetry_port}",
+                "alertmanager:9093": f"{HOST}:{alertmanager_port}",
+                "localhost:9090": f"{HOST}:{prometheus_port}",
                 # The rendered copy lives elsewhere: point at the rules explicitly.
                 "- rules/*.yml": f"- {rules_dir or PROMETHEUS_CONFIG.parent / 'rules'}/*.yml",
                 "scrape_interval: 15s": f"scrape_interval: {TEST_SCRAPE_INTERVAL}",
@@ -459,7 +459,7 @@ class Stack(StackQueries):
         self._define(
             "jaeger",
             [str(self.binaries["jaeger"]), f"--config={JAEGER_CONFIG}"],
-            f"http://127.0.0.1:{jaeger_health_port}/status",
+            f"http://{HOST}:{jaeger_health_port}/status",
             self.jaeger_env,
         )
         self._define(
@@ -474,7 +474,7 @@ class Stack(StackQueries):
                 str(self.binaries["alertmanager"]),
                 f"--config.file={self.alertmanager_config}",
                 f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+                f"--web.listen-address={HOST}:{alertmanager_port}",
                 # Empty address: no gossip cluster (it would listen on 0.0.0.0:9094).
                 "--cluster.listen-address=",
             ],
@@ -486,7 +486,7 @@ class Stack(StackQueries):
                 str(self.binaries["prometheus"]),
                 f"--config.file={self.prometheus_config}",
                 f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                f"--web.listen-address={HOST}:{prometheus_port}",
                 "--enable-feature=exemplar-storage",
             ],
             f"{self.prometheus_url}/-/ready",

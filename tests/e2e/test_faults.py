@@ -35,7 +35,8 @@ from typing import Any
 
 import pytest
 
-from devstack.server import HOST, ServerProcess
+from devstack.ports import HOST
+from devstack.server import ServerProcess
 from devstack.stack import Stack, running, stop_process
 from tests.e2e.deployment import REPLAY_TIMEOUT_S, deploy, replay_command
 

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from devstack.server import HOST, ServerProcess
+from devstack.ports import HOST
+from devstack.server import ServerProcess
 from tests.integration.server_env import server_env
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import requests
 
-from devstack.server import HOST, ServerProcess
+from devstack.ports import HOST
+from devstack.server import ServerProcess
 from service.api.errors import ERROR_CODES
 from service.model.store import load_model
 from tests.integration.server_env import server_env

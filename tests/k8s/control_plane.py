@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.ports import free_ports
+from devstack.ports import HOST, free_ports
 from devstack.stack import ManagedProcess, StackError, stop_process, wait_for
 
 READY_TIMEOUT_S = 60.0
@@ -34,7 +34,7 @@ class ControlPlane:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{HOST}:{self.apiserver_port}"
 
     @property
     def ca_cert(self) -> Path:
@@ -82,8 +82,8 @@ class ControlPlane:
         return path
 
     def _start_etcd(self, client_port: int, peer_port: int) -> None:
-        client = f"http://127.0.0.1:{client_port}"
-        peer = f"http://127.0.0.1:{peer_port}"
+        client = f"http://{HOST}:{client_port}"
+        peer = f"http://{HOST}:{peer_port}"
         self.etcd = ManagedProcess(
             name="etcd",
             argv=[
@@ -116,11 +116,11 @@ class ControlPlane:
         tokens.chmod(0o600)
         argv = [
             str(self.apiserver_binary),
-            f"--etcd-servers=http://127.0.0.1:{etcd_client_port}",
-            "--bind-address=127.0.0.1",
+            f"--etcd-servers=http://{HOST}:{etcd_client_port}",
+            f"--bind-address={HOST}",
             f"--secure-port={self.apiserver_port}",
             f"--cert-dir={self.workdir / 'certs'}",
-            "--advertise-address=127.0.0.1",
+            f"--advertise-address={HOST}",
             # The reconciler of the `kubernetes` Service's endpoints refuses a loopback address;
             # nothing here reaches the apiserver through that Service.
             "--endpoint-reconciler-type=none",
