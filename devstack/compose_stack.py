@@ -80,15 +80,11 @@ def image_variables() -> dict[str, str]:
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
-def endpoint(name: str) -> str:
-    return f"{HOST}:{ENDPOINTS[name][1]}"
-
-
 @dataclass(frozen=True)
 class ComposeService:
     """The compose `api` container, in place of the `mlapi serve` the binaries mode starts."""
 
-    url: str = f"http://{endpoint('api')}"
+    url: str = f"http://{HOST}:{ENDPOINTS['api'][1]}"
     # OTEL_SERVICE_NAME in docker-compose.yml: the `job` label of its metrics.
     job: str = "mlapi"
 
@@ -110,14 +106,7 @@ class ComposeStack(StackQueries):
         self.project_dir = project_dir
         self.env = {**os.environ, **(image_variables() if images is None else images)}
         self.service = ComposeService()
-        self.otlp_grpc_endpoint = endpoint("otlp_grpc")
-        self.otlp_http_endpoint = f"http://{endpoint('otlp_http')}"
-        self.collector_health_url = f"http://{endpoint('collector_health')}/"
-        self.collector_exporter_url = f"http://{endpoint('collector_exporter')}/metrics"
-        self.collector_metrics_url = f"http://{endpoint('collector_metrics')}/metrics"
-        self.prometheus_url = f"http://{endpoint('prometheus')}"
-        self.alertmanager_url = f"http://{endpoint('alertmanager')}"
-        self.jaeger_query_url = f"http://{endpoint('jaeger_query')}"
+        self._reach(**{name: port for name, (_, port) in ENDPOINTS.items() if name != "api"})
         self._collector_stopped = False
 
     def ready_urls(self) -> dict[str, str]:

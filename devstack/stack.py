@@ -256,10 +256,40 @@ class WebhookSink:
 
 
 class StackQueries:
-    """Prometheus and Jaeger queries, for any running stack that sets these two URLs."""
+    """What the tests reach on a running stack, whoever started it: its endpoints on HOST (set
+    once by `_reach`, so both kinds of stack spell every URL the same) and the Prometheus and
+    Jaeger queries over them."""
 
+    otlp_grpc_endpoint: str
+    otlp_http_endpoint: str
+    collector_health_url: str
+    collector_exporter_url: str
+    collector_metrics_url: str
     prometheus_url: str
+    alertmanager_url: str
     jaeger_query_url: str
+
+    def _reach(
+        self,
+        *,
+        otlp_grpc: int,
+        otlp_http: int,
+        collector_health: int,
+        collector_exporter: int,
+        collector_metrics: int,
+        prometheus: int,
+        alertmanager: int,
+        jaeger_query: int,
+    ) -> None:
+        """Set every endpoint from its port on HOST."""
+        self.otlp_grpc_endpoint = f"{HOST}:{otlp_grpc}"
+        self.otlp_http_endpoint = f"http://{HOST}:{otlp_http}"
+        self.collector_health_url = f"http://{HOST}:{collector_health}/"
+        self.collector_exporter_url = f"http://{HOST}:{collector_exporter}/metrics"
+        self.collector_metrics_url = f"http://{HOST}:{collector_metrics}/metrics"
+        self.prometheus_url = f"http://{HOST}:{prometheus}"
+        self.alertmanager_url = f"http://{HOST}:{alertmanager}"
+        self.jaeger_query_url = f"http://{HOST}:{jaeger_query}"
 
     def prom_api(self, path: str, **params: str) -> Any:
         """GET a Prometheus HTTP API path; returns its `data` (raises unless status is success)."""
@@ -395,14 +425,16 @@ class Stack(StackQueries):
             jaeger_telemetry_port,
             webhook_port,
         ) = free_ports(13)
-        self.otlp_grpc_endpoint = f"{HOST}:{self.otlp_grpc_port}"
-        self.otlp_http_endpoint = f"http://{HOST}:{self.otlp_http_port}"
-        self.collector_exporter_url = f"http://{HOST}:{collector_exporter_port}/metrics"
-        self.collector_metrics_url = f"http://{HOST}:{collector_telemetry_port}/metrics"
-        self.collector_health_url = f"http://{HOST}:{collector_health_port}/"
-        self.prometheus_url = f"http://{HOST}:{prometheus_port}"
-        self.alertmanager_url = f"http://{HOST}:{alertmanager_port}"
-        self.jaeger_query_url = f"http://{HOST}:{jaeger_query_port}"
+        self._reach(
+            otlp_grpc=self.otlp_grpc_port,
+            otlp_http=self.otlp_http_port,
+            collector_health=collector_health_port,
+            collector_exporter=collector_exporter_port,
+            collector_metrics=collector_telemetry_port,
+            prometheus=prometheus_port,
+            alertmanager=alertmanager_port,
+            jaeger_query=jaeger_query_port,
+        )
         self.jaeger_otlp_endpoint = f"{HOST}:{jaeger_otlp_port}"
         self.webhook_url = f"http://{HOST}:{webhook_port}/alerts"
         self.webhook = WebhookSink(webhook_port)
